@@ -1,0 +1,77 @@
+//! `wasmesos master`: run a master.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use wasmesos_master::MasterConfig;
+
+use super::{default_data_dir, init_logging, interrupted};
+use crate::format::parse_duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address for gRPC and HTTP (one listener); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    pub listen: SocketAddr,
+    /// The address agents and clients should use (default: http://LISTEN).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// State directory (default: ~/.local/share/wasmesos/master).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write the bound address here once listening.
+    #[arg(long)]
+    pub addr_file: Option<PathBuf>,
+    /// An agent out of contact this long is lost, with its tasks.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub agent_timeout: std::time::Duration,
+    /// Largest module accepted.
+    #[arg(long, default_value = "256MiB", value_parser = wasmesos_api::parse_size)]
+    pub max_module_size: u64,
+}
+
+impl Args {
+    pub fn config(&self, data_dir: PathBuf) -> MasterConfig {
+        let mut cfg = MasterConfig::new(self.listen, data_dir);
+        cfg.advertise = self.advertise.clone();
+        cfg.addr_file = self.addr_file.clone();
+        cfg.agent_timeout = self.agent_timeout;
+        cfg.max_module_bytes = self.max_module_size;
+        cfg
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| default_data_dir().join("master"));
+    let master = wasmesos_master::start(args.config(data_dir.clone()))
+        .await
+        .context("the master could not start")?;
+    eprintln!(
+        "wasmesos master listening on {} (state in {})",
+        master.advertise,
+        data_dir.display()
+    );
+    let stopper = tokio::spawn({
+        let shutdown = master_shutdown(&master);
+        async move {
+            interrupted().await;
+            shutdown();
+        }
+    });
+    let result = master.wait().await;
+    stopper.abort();
+    result.context("the master stopped")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A function that asks `master` to stop.
+pub fn master_shutdown(master: &wasmesos_master::RunningMaster) -> impl FnOnce() + Send + 'static {
+    let handle = master.shutdown_handle();
+    move || handle.shutdown()
+}

@@ -1,0 +1,60 @@
+//! The master's settings, with defaults and the reasons for them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wasmesos_schedhost::SchedHostConfig;
+
+/// Everything a master needs to start.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    /// Where gRPC and HTTP listen (one listener for both).
+    pub listen: SocketAddr,
+    /// The address others should use; defaults to `http://<bound address>`.
+    pub advertise: Option<String>,
+    /// Written with the bound address once listening (for tests and scripts).
+    pub addr_file: Option<PathBuf>,
+    /// State (`state.redb`) and module blobs live here.
+    pub data_dir: PathBuf,
+    /// How often a full allocation round runs (events allocate at once; the
+    /// periodic round restores fairness and expires filters).
+    pub allocation_interval: Duration,
+    /// Filter applied to offers a scheduler let lapse without declining
+    /// (Mesos' default refuse_seconds).
+    pub default_refuse: Duration,
+    /// Longest a scheduler may hold an offer, and how many it may hold.
+    pub max_hold: Duration,
+    pub max_held_offers: usize,
+    /// Agents heartbeat this often.
+    pub heartbeat_interval: Duration,
+    /// An agent silent (or disconnected) this long is gone: its tasks are LOST.
+    pub agent_timeout: Duration,
+    /// Limits of scheduler callbacks.
+    pub schedhost: SchedHostConfig,
+    /// Largest module accepted by PutModule.
+    pub max_module_bytes: u64,
+    /// Deploy the built-in jobs framework at start.
+    pub builtin_jobs: bool,
+}
+
+impl MasterConfig {
+    /// Defaults for a master listening on `listen` with state in `data_dir`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            advertise: None,
+            addr_file: None,
+            data_dir,
+            allocation_interval: Duration::from_secs(1),
+            default_refuse: Duration::from_secs(5),
+            max_hold: Duration::from_secs(60),
+            max_held_offers: 100,
+            heartbeat_interval: Duration::from_secs(2),
+            agent_timeout: Duration::from_secs(60),
+            schedhost: SchedHostConfig::default(),
+            max_module_bytes: 256 << 20,
+            builtin_jobs: true,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Agents: registration and re-registration (with reconciliation of the
+//! tasks an agent reports against those the master believes it runs),
+//! heartbeats, disconnection, and loss after `agent_timeout`.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use wasmesos_api::proto::{self, AgentState, TaskState, master_message};
+use wasmesos_api::{AgentId, FrameworkId, Resources, TaskId, now_ms};
+use wasmesos_schedhost::Event;
+
+use super::{AgentConn, AgentEntry, AgentTx, AttachError, Core, TaskKey};
+use crate::commit::{CommitError, put};
+use crate::framework::Delivery;
+use crate::keys;
+
+impl Core {
+    pub(super) async fn attach_agent(
+        &mut self,
+        register: proto::RegisterAgent,
+        conn: u64,
+        tx: AgentTx,
+    ) -> Result<AgentId, AttachError> {
+        if register.epoch > self.epoch {
+            return Err(AttachError::Refused(format!(
+                "this master's epoch {} is older than the epoch {} the agent has seen: it is not the leader",
+                self.epoch, register.epoch
+            )));
+        }
+        let total = Resources::from(register.resources.as_ref());
+        if total.is_empty() {
+            return Err(AttachError::Refused(
+                "the agent offers no resources: start it with --resources cpus:N,mem:SIZE".into(),
+            ));
+        }
+        let mut ops = Vec::new();
+        let id = if register.agent_id.is_empty() {
+            self.seq.agent += 1;
+            ops.push(crate::core::recover::seq_op("agent", self.seq.agent));
+            AgentId::new(format!("agent-{}", self.seq.agent))
+                .map_err(|e| AttachError::Refused(e.to_string()))?
+        } else {
+            AgentId::new(register.agent_id.clone())
+                .map_err(|e| AttachError::Refused(e.to_string()))?
+        };
+        let registered_ms = self
+            .agents
+            .get(&id)
+            .map(|a| a.record.registered_ms)
+            .unwrap_or_else(now_ms);
+        let record = proto::Agent {
+            agent_id: id.to_string(),
+            hostname: register.hostname.clone(),
+            address: register.address.clone(),
+            total: Some((&total).into()),
+            attributes: register.attributes.clone(),
+            registered_ms,
+            version: register.version.clone(),
+            ..Default::default()
+        };
+        ops.push(put(keys::agent(&id), &record));
+        self.committer.commit(ops).await?;
+
+        let entry = self.agents.entry(id.clone()).or_insert_with(|| AgentEntry {
+            record: record.clone(),
+            conn: None,
+            allocated: Resources::empty(),
+            offered: Resources::empty(),
+            last_seen: Instant::now(),
+            tasks: HashSet::new(),
+        });
+        entry.record = record;
+        entry.record.state = AgentState::Active as i32;
+        entry.conn = Some(AgentConn { id: conn, tx });
+        entry.last_seen = Instant::now();
+        tracing::info!(agent = %id, address = %register.address, resources = %total, "agent attached");
+
+        self.send_to_agent(
+            &id,
+            master_message::Msg::Registered(proto::AgentRegistered {
+                agent_id: id.to_string(),
+                heartbeat_interval_ms: self.cfg.heartbeat_interval.as_millis() as u64,
+            }),
+        )
+        .map_err(|s| AttachError::Refused(s.message().to_string()))?;
+        self.reconcile_agent(&id, &register.tasks).await?;
+        self.allocation_pending = true;
+        Ok(id)
+    }
+
+    /// Tasks the master thought the agent ran but it does not report are
+    /// LOST; tasks it runs that the master does not know as active are
+    /// killed.
+    async fn reconcile_agent(
+        &mut self,
+        id: &AgentId,
+        reported: &[proto::RunningTask],
+    ) -> Result<(), CommitError> {
+        let mut running = HashSet::new();
+        for t in reported {
+            let (Ok(fw), Ok(task)) = (
+                FrameworkId::new(t.framework_id.clone()),
+                TaskId::new(t.task_id.clone()),
+            ) else {
+                continue;
+            };
+            let key = (fw, task);
+            let known = self.tasks.get(&key).filter(|a| &a.agent == id);
+            // Unknown tasks, and kills that could not be delivered while the
+            // agent was away, are (re)sent now.
+            if known.is_none_or(|a| a.kill_requested) {
+                let _ = self.send_to_agent(
+                    id,
+                    master_message::Msg::Kill(proto::KillTaskOrder {
+                        framework_id: key.0.to_string(),
+                        task_id: key.1.to_string(),
+                    }),
+                );
+            }
+            running.insert(key);
+        }
+        let missing: Vec<TaskKey> = self
+            .agents
+            .get(id)
+            .map(|a| {
+                a.tasks
+                    .iter()
+                    .filter(|k| !running.contains(*k))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in missing {
+            self.master_transition(
+                &key,
+                TaskState::Lost,
+                format!("agent {id} came back without this task"),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn heartbeat(&mut self, id: &AgentId, conn: u64) {
+        if let Some(a) = self.agents.get_mut(id)
+            && a.conn.as_ref().is_some_and(|c| c.id == conn)
+        {
+            a.last_seen = Instant::now();
+        }
+    }
+
+    pub(super) fn detach_agent(&mut self, id: &AgentId, conn: u64) {
+        let Some(a) = self.agents.get_mut(id) else {
+            return;
+        };
+        if !a.conn.as_ref().is_some_and(|c| c.id == conn) {
+            return; // a newer connection replaced this one
+        }
+        a.conn = None;
+        a.last_seen = Instant::now();
+        a.record.state = AgentState::Disconnected as i32;
+        tracing::warn!(agent = %id, "agent disconnected; its tasks are kept until it returns or times out");
+        self.rescind_offers_on(id);
+    }
+
+    /// Agents silent past their heartbeat are dropped; agents gone longer
+    /// than `agent_timeout` are lost, with their tasks.
+    pub(super) async fn check_agents(&mut self) -> Result<(), CommitError> {
+        let now = Instant::now();
+        let silent_limit = self.cfg.heartbeat_interval * 5;
+        let mut silent = Vec::new();
+        let mut lost = Vec::new();
+        for (id, a) in &self.agents {
+            match &a.conn {
+                Some(c) if now.duration_since(a.last_seen) > silent_limit => {
+                    silent.push((id.clone(), c.id))
+                }
+                None if now.duration_since(a.last_seen) > self.cfg.agent_timeout => {
+                    lost.push(id.clone())
+                }
+                _ => {}
+            }
+        }
+        for (id, conn) in silent {
+            tracing::warn!(agent = %id, "no heartbeat for {silent_limit:?}; dropping its connection");
+            self.detach_agent(&id, conn);
+        }
+        for id in lost {
+            self.lose_agent(&id).await?;
+        }
+        Ok(())
+    }
+
+    async fn lose_agent(&mut self, id: &AgentId) -> Result<(), CommitError> {
+        let timeout = self.cfg.agent_timeout;
+        let keys: Vec<TaskKey> = self
+            .agents
+            .get(id)
+            .map(|a| a.tasks.iter().cloned().collect())
+            .unwrap_or_default();
+        for key in keys {
+            self.master_transition(
+                &key,
+                TaskState::Lost,
+                format!("agent {id} lost: no contact for {}s", timeout.as_secs()),
+            )
+            .await?;
+        }
+        let Some(mut entry) = self.agents.remove(id) else {
+            return Ok(());
+        };
+        entry.record.state = AgentState::Gone as i32;
+        self.committer
+            .commit(vec![put(keys::agent(id), &entry.record)])
+            .await?;
+        tracing::warn!(agent = %id, "agent lost");
+        for fw in self.frameworks.values() {
+            fw.actor
+                .deliver(Delivery::plain(Event::AgentLost(id.clone())));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! The store's key layout. Every key names its kind first, then its tenant
+//! (for tenant-owned objects), so that one prefix lists a kind across all
+//! tenants for operators and another lists one tenant's objects.
+//!
+//! | key | value |
+//! |---|---|
+//! | `leader` | the leader's advertise address, on its lease; its create revision fences every write |
+//! | `meta/epoch` | leader epoch, bumped by each master start |
+//! | `seq/<name>` | counters for ids (`job`, `agent`, `framework`) |
+//! | `agents/<agent>` | [`proto::Agent`](wasmesos_api::proto::Agent) (cluster-owned) |
+//! | `frameworks/<tenant>/<name>` | [`proto::Framework`](wasmesos_api::proto::Framework) |
+//! | `fwkv/<tenant>/<framework>/<key>` | a framework's durable key-value state |
+//! | `jobs/<tenant>/<job>` | [`proto::Job`](wasmesos_api::proto::Job) |
+//! | `idem/<tenant>/<framework>/<idempotency key>` | the job id it created |
+//! | `tasks/<tenant>/<framework>/<task>` | [`proto::Task`](wasmesos_api::proto::Task) |
+//! | `modules/<tenant>/<hex digest>` | [`proto::Module`](wasmesos_api::proto::Module); bytes live in the blob directory |
+
+use wasmesos_api::{AgentId, Digest, FrameworkId, JobId, TaskId, TenantId};
+
+pub const LEADER: &str = "leader";
+pub const EPOCH: &str = "meta/epoch";
+
+pub fn seq(name: &str) -> String {
+    format!("seq/{name}")
+}
+
+pub const AGENTS: &str = "agents/";
+
+pub fn agent(id: &AgentId) -> String {
+    format!("{AGENTS}{id}")
+}
+
+pub const FRAMEWORKS: &str = "frameworks/";
+
+pub fn framework(tenant: &TenantId, name: &str) -> String {
+    format!("{FRAMEWORKS}{tenant}/{name}")
+}
+
+pub fn fw_kv_prefix(tenant: &TenantId, fw: &FrameworkId) -> String {
+    format!("fwkv/{tenant}/{fw}/")
+}
+
+pub const JOBS: &str = "jobs/";
+
+pub fn jobs_of(tenant: &TenantId) -> String {
+    format!("{JOBS}{tenant}/")
+}
+
+pub fn job(tenant: &TenantId, id: &JobId) -> String {
+    format!("{JOBS}{tenant}/{id}")
+}
+
+/// Idempotency keys are arbitrary client strings: hex-encode them so they
+/// cannot break the key structure.
+pub fn idempotency(tenant: &TenantId, fw: &FrameworkId, key: &str) -> String {
+    format!("idem/{tenant}/{fw}/{}", hex::encode(key.as_bytes()))
+}
+
+pub const TASKS: &str = "tasks/";
+
+pub fn tasks_of(tenant: &TenantId) -> String {
+    format!("{TASKS}{tenant}/")
+}
+
+pub fn task(tenant: &TenantId, fw: &FrameworkId, id: &TaskId) -> String {
+    format!("{TASKS}{tenant}/{fw}/{id}")
+}
+
+pub fn module(tenant: &TenantId, digest: &Digest) -> String {
+    format!("modules/{tenant}/{}", digest.hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_prefix_their_tenants() {
+        let t = TenantId::new("acme").unwrap();
+        let fw = FrameworkId::new("fw-1").unwrap();
+        let task = task(&t, &fw, &TaskId::new("job-1.1").unwrap());
+        assert!(task.starts_with(TASKS));
+        assert!(task.starts_with(&tasks_of(&t)));
+        assert_eq!(task, "tasks/acme/fw-1/job-1.1");
+        assert_eq!(
+            idempotency(&t, &fw, "a/b"),
+            "idem/acme/fw-1/612f62",
+            "client keys cannot add path segments"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's second command: the whole test suite, from a clean checkout.
+# Host crates, the guest SDK and examples (their logic, natively), and the
+# whole-system tests that start real master and agent processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+cargo fmt --manifest-path examples/Cargo.toml --all -- --check
+
+step "host workspace: build (guests are built once, by wasmesos-builtin)"
+cargo build --workspace --all-targets
+
+step "host workspace: tests"
+cargo test --workspace --no-fail-fast
+
+step "guest SDK and examples: unit tests on the host"
+cargo test --manifest-path sdk/Cargo.toml
+cargo test --manifest-path examples/Cargo.toml --workspace --target-dir target/guests-host
+
+step "lints (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo
+echo "all tests passed"

@@ -1,0 +1,289 @@
+//! Starting clusters as processes and running the CLI against them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_wasmesos")
+}
+
+/// How long a test waits for something that normally takes moments.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A command's output, decoded.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `wasmesos ARGS` against `master` (None: no master configured).
+pub fn wasmesos(master: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env_remove("WASMESOS_MASTER");
+    if let Some(m) = master {
+        cmd.env("WASMESOS_MASTER", m);
+    }
+    cmd.output().expect("running wasmesos").into()
+}
+
+/// Waits for `path` to hold an address; panics with `log` if `child` dies.
+pub fn wait_for_addr(path: &Path, child: &mut Child, log: &Path) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(path)
+            && !addr.trim().is_empty()
+        {
+            return addr.trim().to_string();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "process exited ({status}) before listening:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no address in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Retries `check` until it returns Some, or panics with `what`.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Spawns `wasmesos ARGS` with its stderr in `log`.
+pub fn spawn(args: &[&str], log: &Path) -> Child {
+    let file = std::fs::File::create(log).expect("log file");
+    Command::new(bin())
+        .args(args)
+        .env(
+            "RUST_LOG",
+            "info,wasmesos_master=debug,wasmesos_agent=debug",
+        )
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawning wasmesos")
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A master process and an agent process on loopback.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub master: String,
+    master_proc: Child,
+    agent_proc: Child,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let mut master_proc = spawn(
+            &[
+                "master",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &d.join("master").display().to_string(),
+                "--addr-file",
+                &d.join("master.addr").display().to_string(),
+            ],
+            &d.join("master.log"),
+        );
+        let addr = wait_for_addr(
+            &d.join("master.addr"),
+            &mut master_proc,
+            &d.join("master.log"),
+        );
+        let master = format!("http://{addr}");
+        let mut agent_proc = spawn(
+            &[
+                "agent",
+                "--master",
+                &master,
+                "--listen",
+                "127.0.0.1:0",
+                "--resources",
+                "cpus:2,mem:2GiB,disk:1GiB",
+                "--work-dir",
+                &d.join("agent").display().to_string(),
+                "--addr-file",
+                &d.join("agent.addr").display().to_string(),
+            ],
+            &d.join("agent.log"),
+        );
+        wait_for_addr(&d.join("agent.addr"), &mut agent_proc, &d.join("agent.log"));
+        let cluster = Cluster {
+            dir,
+            master,
+            master_proc,
+            agent_proc,
+        };
+        cluster.wait_for_agent();
+        cluster
+    }
+
+    fn wait_for_agent(&self) {
+        eventually("the agent to register", || {
+            let r = self.run(&["agents"]);
+            r.stdout.contains("ACTIVE").then_some(())
+        });
+    }
+
+    /// `wasmesos ARGS` against this cluster.
+    pub fn run(&self, args: &[&str]) -> Run {
+        wasmesos(Some(&self.master), args)
+    }
+
+    /// The bundled hello task, as a file.
+    pub fn hello(&self) -> PathBuf {
+        let path = self.dir.path().join("hello.wasm");
+        if !path.exists() {
+            std::fs::write(&path, wasmesos_builtin::HELLO_TASK).expect("writing hello.wasm");
+        }
+        path
+    }
+
+    /// Waits until `wasmesos tasks` shows `task` in `state`.
+    pub fn wait_for_state(&self, task: &str, state: &str) {
+        eventually(&format!("{task} to be {state}"), || {
+            let r = self.run(&["tasks"]);
+            r.stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(task) && l.contains(state))
+                .then_some(())
+        });
+    }
+
+    /// The master's and agent's logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+        format!(
+            "--- master.log\n{}--- agent.log\n{}",
+            read("master.log"),
+            read("agent.log")
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        stop(&mut self.agent_proc);
+        stop(&mut self.master_proc);
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// A `wasmesos up` process.
+pub struct Up {
+    pub master: String,
+    proc: Child,
+    log: PathBuf,
+}
+
+impl Up {
+    pub fn start(data_dir: &Path) -> Up {
+        let log = data_dir.with_extension("up.log");
+        let addr_file = data_dir.with_extension("addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut proc = spawn(
+            &[
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--agent-listen",
+                "127.0.0.1:0",
+                "--resources",
+                "cpus:2,mem:1GiB,disk:1GiB",
+                "--data-dir",
+                &data_dir.display().to_string(),
+                "--addr-file",
+                &addr_file.display().to_string(),
+            ],
+            &log,
+        );
+        let addr = wait_for_addr(&addr_file, &mut proc, &log);
+        let up = Up {
+            master: format!("http://{addr}"),
+            proc,
+            log,
+        };
+        eventually("the local agent to register", || {
+            wasmesos(Some(&up.master), &["agents"])
+                .stdout
+                .contains("ACTIVE")
+                .then_some(())
+        });
+        up
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        wasmesos(Some(&self.master), args)
+    }
+
+    /// Stops the process (SIGTERM, as Ctrl-C would).
+    pub fn stop(mut self) {
+        stop(&mut self.proc);
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        stop(&mut self.proc);
+        if std::thread::panicking() {
+            eprintln!("{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+    }
+}

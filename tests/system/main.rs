@@ -1,0 +1,12 @@
+//! Whole-system tests: real `wasmesos master` and `wasmesos agent` (or
+//! `wasmesos up`) processes on loopback, driven through the real CLI.
+//! One test binary, a module per topic (as wasmtime's `tests/all`).
+//!
+//! Tests wait for conditions with generous deadlines and never assert on
+//! how fast anything was.
+
+mod harness;
+
+mod bad_input;
+mod lifecycle;
+mod submit;
