@@ -46,6 +46,8 @@ enum Command {
     Task(commands::task::Args),
     /// The master's status.
     Status(commands::status::Args),
+    /// Measure submit latency and queued-job throughput on a running cluster.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             Command::Logs(a) => commands::logs::run(a).await,
             Command::Task(a) => commands::task::run(a).await,
             Command::Status(a) => commands::status::run(a).await,
+            Command::Bench(a) => commands::bench::run(a).await,
         }
     });
     match result {

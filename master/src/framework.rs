@@ -1,13 +1,16 @@
 //! One actor per framework: it owns the framework's scheduler instance and
 //! delivers events to it one at a time, in order.
 //!
-//! For each event the actor calls the scheduler, hands the output to the
-//! core to commit, and waits for the verdict before the next event. When a
-//! callback traps, or its commit fails, the instance is thrown away, a fresh
-//! one is started from the committed state (and told `registered`), and the
-//! event is delivered again — up to [`MAX_ATTEMPTS`] times, after which it is
-//! abandoned (offers lapse, a submitter gets an error). Repeated failures
-//! back off exponentially, so a broken scheduler costs the master little.
+//! For each event the actor calls the scheduler and hands the output to the
+//! core, which commits it as one unit (merged with other changes) and holds
+//! back its visible effects until then; the actor goes on with the next
+//! event meanwhile. When a callback traps, the instance is thrown away, a
+//! fresh one is started from the framework's state as the core will have
+//! committed it (and told `registered`), and the event is delivered again —
+//! up to [`MAX_ATTEMPTS`] times, after which it is abandoned (offers lapse, a
+//! submitter gets an error). Repeated failures back off exponentially, so a
+//! broken scheduler costs the master little. (A commit that fails stops the
+//! whole master; the next one starts every scheduler from what committed.)
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -35,7 +38,7 @@ pub(crate) struct PendingSubmit {
 }
 
 /// What the core needs to finish an event's business once its callback
-/// committed (or was abandoned).
+/// returned (or was abandoned).
 pub(crate) enum Context {
     None,
     /// The offers this event carried; those not used or held lapse.
@@ -237,8 +240,8 @@ impl Actor {
         Ok(())
     }
 
-    /// One callback and its commit. On failure the delivery comes back
-    /// with the reason.
+    /// One callback, its output handed to the core. On failure the delivery
+    /// comes back with the reason.
     async fn call(&mut self, delivery: Delivery) -> Result<(), (Delivery, String)> {
         let Some(instance) = self.instance.as_mut() else {
             return Err((delivery, "the scheduler is not running".into()));
@@ -247,22 +250,14 @@ impl Actor {
             Ok(output) => output,
             Err(e) => return Err((delivery, e.to_string())),
         };
-        let (done, verdict) = oneshot::channel();
         let msg = CoreMsg::CallbackDone {
             framework: self.p.id.clone(),
             delivery,
             output: Box::new(output),
-            done,
         };
-        if self.p.core.send(msg).is_err() {
-            // The core is gone: the master is stopping.
-            return Ok(());
-        }
-        match verdict.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(delivery)) => Err((delivery, "committing the callback's output failed".into())),
-            Err(_) => Ok(()),
-        }
+        // An error only means the core is gone: the master is stopping.
+        let _ = self.p.core.send(msg);
+        Ok(())
     }
 
     fn abandon(&self, delivery: Delivery, reason: &str) {
@@ -297,27 +292,20 @@ impl Actor {
     }
 }
 
-/// A framework's committed key-value state, keys without their prefix.
+/// A framework's key-value state as the core will have committed it (its
+/// pending writes included), keys without their prefix.
 async fn load_state(
     committer: &Committer,
     tenant: &TenantId,
     id: &FrameworkId,
 ) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let prefix = keys::fw_kv_prefix(tenant, id);
-    let store = committer.store();
-    let mut kv = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .range(&prefix, after.as_deref(), 1000)
-            .await
-            .map_err(|e| format!("cannot load the framework's state: {e}"))?;
-        for item in &page.kvs {
-            kv.insert(item.key[prefix.len()..].to_string(), item.value.clone());
-        }
-        if !page.more {
-            return Ok(kv);
-        }
-        after = page.kvs.last().map(|kv| kv.key.clone());
-    }
+    let all = committer
+        .range_all(&prefix)
+        .await
+        .map_err(|e| format!("cannot load the framework's state: {e}"))?;
+    Ok(all
+        .into_iter()
+        .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+        .collect())
 }

@@ -225,6 +225,13 @@ pub async fn start_with_store(
         .merge(http::router(core))
         .layer(axum::middleware::from_fn(auth::resolve_principal));
 
+    // Small messages (launches, acks, heartbeats) must not wait for Nagle
+    // and delayed ACKs: that alone adds ~40 ms to a submit.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     let mut stop = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(

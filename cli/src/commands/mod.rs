@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod agents;
+pub mod bench;
 pub mod frameworks;
 pub mod logs;
 pub mod master;

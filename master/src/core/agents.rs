@@ -9,7 +9,9 @@ use wasmesos_api::proto::{self, AgentState, TaskState, master_message};
 use wasmesos_api::{AgentId, FrameworkId, Resources, TaskId, now_ms};
 use wasmesos_schedhost::Event;
 
-use super::{AgentConn, AgentEntry, AgentTx, AttachError, Core, TaskKey};
+use tonic::Status;
+
+use super::{AgentConn, AgentEntry, AgentTx, AttachReply, Core, TaskKey};
 use crate::commit::{CommitError, put};
 use crate::framework::Delivery;
 use crate::keys;
@@ -20,28 +22,39 @@ impl Core {
         register: proto::RegisterAgent,
         conn: u64,
         tx: AgentTx,
-    ) -> Result<AgentId, AttachError> {
+        reply: AttachReply,
+    ) -> Result<(), CommitError> {
+        let refuse = |reply: AttachReply, message: String| {
+            let _ = reply.send(Err(Status::failed_precondition(message)));
+            Ok(())
+        };
         if register.epoch > self.epoch {
-            return Err(AttachError::Refused(format!(
-                "this master's epoch {} is older than the epoch {} the agent has seen: it is not the leader",
-                self.epoch, register.epoch
-            )));
+            return refuse(
+                reply,
+                format!(
+                    "this master's epoch {} is older than the epoch {} the agent has seen: it is not the leader",
+                    self.epoch, register.epoch
+                ),
+            );
         }
         let total = Resources::from(register.resources.as_ref());
         if total.is_empty() {
-            return Err(AttachError::Refused(
+            return refuse(
+                reply,
                 "the agent offers no resources: start it with --resources cpus:N,mem:SIZE".into(),
-            ));
+            );
         }
         let mut ops = Vec::new();
         let id = if register.agent_id.is_empty() {
             self.seq.agent += 1;
             ops.push(crate::core::recover::seq_op("agent", self.seq.agent));
             AgentId::new(format!("agent-{}", self.seq.agent))
-                .map_err(|e| AttachError::Refused(e.to_string()))?
         } else {
             AgentId::new(register.agent_id.clone())
-                .map_err(|e| AttachError::Refused(e.to_string()))?
+        };
+        let id = match id {
+            Ok(id) => id,
+            Err(e) => return refuse(reply, e.to_string()),
         };
         let registered_ms = self
             .agents
@@ -59,7 +72,6 @@ impl Core {
             ..Default::default()
         };
         ops.push(put(keys::agent(&id), &record));
-        self.committer.commit(ops).await?;
 
         let entry = self.agents.entry(id.clone()).or_insert_with(|| AgentEntry {
             record: record.clone(),
@@ -75,17 +87,21 @@ impl Core {
         entry.last_seen = Instant::now();
         tracing::info!(agent = %id, address = %register.address, resources = %total, "agent attached");
 
-        self.send_to_agent(
-            &id,
-            master_message::Msg::Registered(proto::AgentRegistered {
-                agent_id: id.to_string(),
-                heartbeat_interval_ms: self.cfg.heartbeat_interval.as_millis() as u64,
-            }),
-        )
-        .map_err(|s| AttachError::Refused(s.message().to_string()))?;
+        let heartbeat_interval_ms = self.cfg.heartbeat_interval.as_millis() as u64;
+        let agent = id.clone();
+        self.write(ops, move |core| {
+            let registered = master_message::Msg::Registered(proto::AgentRegistered {
+                agent_id: agent.to_string(),
+                heartbeat_interval_ms,
+            });
+            let _ = reply.send(
+                core.send_to_agent(&agent, registered)
+                    .map(|_| agent.clone()),
+            );
+        });
         self.reconcile_agent(&id, &register.tasks).await?;
         self.allocation_pending = true;
-        Ok(id)
+        Ok(())
     }
 
     /// Tasks the master thought the agent ran but it does not report are
@@ -109,13 +125,14 @@ impl Core {
             // Unknown tasks, and kills that could not be delivered while the
             // agent was away, are (re)sent now.
             if known.is_none_or(|a| a.kill_requested) {
-                let _ = self.send_to_agent(
-                    id,
-                    master_message::Msg::Kill(proto::KillTaskOrder {
-                        framework_id: key.0.to_string(),
-                        task_id: key.1.to_string(),
-                    }),
-                );
+                let kill = master_message::Msg::Kill(proto::KillTaskOrder {
+                    framework_id: key.0.to_string(),
+                    task_id: key.1.to_string(),
+                });
+                let agent = id.clone();
+                self.write(Vec::new(), move |core| {
+                    let _ = core.send_to_agent(&agent, kill);
+                });
             }
             running.insert(key);
         }
@@ -210,14 +227,14 @@ impl Core {
             return Ok(());
         };
         entry.record.state = AgentState::Gone as i32;
-        self.committer
-            .commit(vec![put(keys::agent(id), &entry.record)])
-            .await?;
         tracing::warn!(agent = %id, "agent lost");
-        for fw in self.frameworks.values() {
-            fw.actor
-                .deliver(Delivery::plain(Event::AgentLost(id.clone())));
-        }
+        let agent = id.clone();
+        self.write(vec![put(keys::agent(id), &entry.record)], move |core| {
+            for fw in core.frameworks.values() {
+                fw.actor
+                    .deliver(Delivery::plain(Event::AgentLost(agent.clone())));
+            }
+        });
         Ok(())
     }
 }

@@ -2,16 +2,15 @@
 //!
 //! Two phases. *Plan* reads the core's state (and the store) and turns the
 //! callback's output into store operations plus a list of effects; nothing
-//! changes yet. After the operations commit, *apply* carries out the effects
-//! in the order the scheduler gave them: offers consumed, tasks sent to
-//! agents, filters set, timers armed, the submitter answered. If the commit
-//! fails, nothing was applied and the actor redelivers the event to a fresh
-//! instance.
+//! changes yet. *Apply* then carries out the effects in the order the
+//! scheduler gave them: what only the core sees (offers consumed, tasks
+//! registered, filters, suppression, timers) at once, and what others see
+//! (launches sent to agents, statuses passed back to the scheduler, the
+//! submitter's answer) once the operations have committed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
 use tonic::Status;
 use wasmesos_allocator::Filter;
 use wasmesos_api::proto::{self, TaskState, master_message};
@@ -19,7 +18,7 @@ use wasmesos_api::{AgentId, FrameworkId, OfferId, Resources, TaskId, TenantId, n
 use wasmesos_schedhost::{CallbackOutput, Command, Event, LogLevel, TaskLaunch};
 use wasmesos_store::Op;
 
-use super::{ActiveTask, ClusterEvent, Core, CoreMsg, TaskKey};
+use super::{ActiveTask, After, ClusterEvent, Core, CoreMsg, TaskKey};
 use crate::commit::{CommitError, put};
 use crate::framework::{Context, Delivery, PendingSubmit};
 use crate::{jobs, keys};
@@ -70,10 +69,8 @@ impl Core {
         fw_id: FrameworkId,
         delivery: Delivery,
         output: CallbackOutput,
-        done: oneshot::Sender<Result<(), Delivery>>,
     ) -> Result<(), CommitError> {
         let Some(fw) = self.frameworks.get_mut(&fw_id) else {
-            let _ = done.send(Ok(()));
             return Ok(());
         };
         fw.callbacks += 1;
@@ -110,39 +107,41 @@ impl Core {
             plan.ops.push(put(key.clone(), job));
         }
 
-        match self.committer.commit(std::mem::take(&mut plan.ops)).await {
-            Ok(_) => {}
-            Err(CommitError::Fenced) => return Err(CommitError::Fenced),
-            Err(e) => {
-                tracing::error!(framework = %name, "committing a callback failed: {e}");
-                let _ = done.send(Err(delivery));
-                return Ok(());
+        let mut visible: Vec<After> = Vec::new();
+        for effect in plan.effects {
+            if let Some(after) = self.apply_effect(&fw_id, effect) {
+                visible.push(after);
             }
         }
-
-        let jobs: Vec<proto::Job> = plan.jobs.into_values().collect();
-        for effect in plan.effects {
-            self.apply_effect(&fw_id, effect);
-        }
-        for job in jobs {
-            self.publish(ClusterEvent::Job(job));
-        }
         self.lapse(&fw_id, context_offers);
-        if let Context::Submit(p) = delivery.context {
-            let answer = match output.reply {
-                Some(Err(refusal)) => Err(Status::invalid_argument(format!(
-                    "framework {name} refused the job: {refusal}"
-                ))),
-                _ => Ok(proto::SubmitResponse {
-                    job_id: p.job.job_id.clone(),
-                    created: true,
-                    job: Some(p.job.clone()),
-                }),
-            };
-            self.answer_submit(*p, answer);
-        }
         self.allocation_pending = true;
-        let _ = done.send(Ok(()));
+        let jobs: Vec<proto::Job> = plan.jobs.into_values().collect();
+        let submit = match delivery.context {
+            Context::Submit(p) => Some(p),
+            _ => None,
+        };
+        let reply = output.reply;
+        self.write(plan.ops, move |core| {
+            for after in visible {
+                after(core);
+            }
+            for job in jobs {
+                core.publish(ClusterEvent::Job(job));
+            }
+            if let Some(p) = submit {
+                let answer = match reply {
+                    Some(Err(refusal)) => Err(Status::invalid_argument(format!(
+                        "framework {name} refused the job: {refusal}"
+                    ))),
+                    _ => Ok(proto::SubmitResponse {
+                        job_id: p.job.job_id.clone(),
+                        created: true,
+                        job: Some(p.job.clone()),
+                    }),
+                };
+                core.answer_submit(*p, answer);
+            }
+        });
         Ok(())
     }
 
@@ -417,7 +416,7 @@ impl Core {
         let store_key = keys::task(tenant, fw, &t.task_id);
         let taken = self.tasks.contains_key(&key)
             || plan.launched.contains(&key)
-            || self.committer.store().get(&store_key).await?.is_some();
+            || self.committer.get_raw(&store_key).await?.is_some();
         let mut record = proto::Task {
             task_id: t.task_id.to_string(),
             tenant: tenant.to_string(),
@@ -477,18 +476,23 @@ impl Core {
         Ok(out)
     }
 
-    fn apply_effect(&mut self, fw_id: &FrameworkId, effect: Effect) {
+    /// Carries out what only the core sees now; returns what others see,
+    /// to run once the callback's changes have committed.
+    fn apply_effect(&mut self, fw_id: &FrameworkId, effect: Effect) -> Option<After> {
+        let fw = fw_id.clone();
         match effect {
             Effect::Launch {
                 agent,
                 offers,
                 tasks,
-            } => self.apply_launch(fw_id, agent, offers, tasks),
+            } => return self.apply_launch(fw_id, agent, offers, tasks),
             Effect::Refused(records) => {
-                for r in records {
-                    self.publish(ClusterEvent::Task(r.clone()));
-                    self.notify_framework(fw_id, &r, false);
-                }
+                return Some(Box::new(move |core: &mut Core| {
+                    for r in records {
+                        core.publish(ClusterEvent::Task(r.clone()));
+                        core.notify_framework(&fw, &r, false);
+                    }
+                }));
             }
             Effect::Decline(ids, refuse) => {
                 for id in ids {
@@ -496,11 +500,18 @@ impl Core {
                 }
             }
             Effect::Hold(ids, duration) => self.hold(fw_id, ids, duration),
-            Effect::Kill(key) => self.request_kill(&key),
-            Effect::Reconcile(records) => {
-                for r in records {
-                    self.notify_framework(fw_id, &r, true);
+            Effect::Kill(key) => {
+                if let Some(task) = self.tasks.get_mut(&key) {
+                    task.kill_requested = true;
+                    return Some(Box::new(move |core: &mut Core| core.send_kill(&key)));
                 }
+            }
+            Effect::Reconcile(records) => {
+                return Some(Box::new(move |core: &mut Core| {
+                    for r in records {
+                        core.notify_framework(&fw, &r, true);
+                    }
+                }));
             }
             Effect::Suppress => {
                 if let Some(fw) = self.frameworks.get_mut(fw_id) {
@@ -520,17 +531,21 @@ impl Core {
                 }
             }
         }
+        None
     }
 
+    /// Registers the tasks and consumes their offers now; the launch goes
+    /// to the agent once the task records have committed.
     fn apply_launch(
         &mut self,
         fw_id: &FrameworkId,
         agent: AgentId,
         offers: Vec<OfferId>,
         tasks: Vec<Planned>,
-    ) {
+    ) -> Option<After> {
         let mut used = Resources::empty();
         let mut launches = Vec::new();
+        let mut records = Vec::new();
         for p in tasks {
             used += &p.active.resources;
             launches.push(proto::TaskLaunch {
@@ -539,7 +554,7 @@ impl Core {
                 task_id: p.key.1.to_string(),
                 spec: p.active.record.spec.clone(),
             });
-            self.publish(ClusterEvent::Task(p.active.record.clone()));
+            records.push(p.active.record.clone());
             if let Some(a) = self.agents.get_mut(&agent) {
                 a.tasks.insert(p.key.clone());
                 a.allocated += &p.active.resources;
@@ -564,27 +579,28 @@ impl Core {
             self.add_filter(fw_id, &agent, remainder, self.cfg.default_refuse);
         }
         if launches.is_empty() {
-            return;
+            return None;
         }
-        if let Err(e) = self.send_to_agent(
-            &agent,
-            master_message::Msg::Launch(proto::LaunchTasks { tasks: launches }),
-        ) {
-            // The agent's stream broke after the check: its tasks will be
-            // reconciled (as LOST) when it returns or times out.
-            tracing::warn!(agent = %agent, "launch not sent: {}", e.message());
-        }
+        Some(Box::new(move |core: &mut Core| {
+            for r in records {
+                core.publish(ClusterEvent::Task(r));
+            }
+            let launch = master_message::Msg::Launch(proto::LaunchTasks { tasks: launches });
+            if let Err(e) = core.send_to_agent(&agent, launch) {
+                // The agent's stream broke meanwhile: its tasks are
+                // reconciled (as LOST) when it returns or times out.
+                tracing::warn!(agent = %agent, "launch not sent: {}", e.message());
+            }
+        }))
     }
 
-    /// Asks an agent to kill a task (now, or when it reconnects).
-    pub(super) fn request_kill(&mut self, key: &TaskKey) {
-        let Some(task) = self.tasks.get_mut(key) else {
+    /// Asks a task's agent to kill it (re-sent if the agent reconnects).
+    pub(super) fn send_kill(&self, key: &TaskKey) {
+        let Some(task) = self.tasks.get(key) else {
             return;
         };
-        task.kill_requested = true;
-        let agent = task.agent.clone();
         let _ = self.send_to_agent(
-            &agent,
+            &task.agent,
             master_message::Msg::Kill(proto::KillTaskOrder {
                 framework_id: key.0.to_string(),
                 task_id: key.1.to_string(),

@@ -1,8 +1,11 @@
 //! The master's core: the one owner of the cluster's live state (agents,
 //! frameworks, active tasks, outstanding offers), driven by messages in one
-//! loop. Every change is written to the store before anyone is told of it;
-//! the loop awaits each commit, so what it plans from its state is still
-//! true when it applies the result.
+//! loop. Every change is written to the store before anyone is told of it:
+//! the core updates its own state at once and hands the change to the write
+//! pipeline (`commit::Pipeline`), and whatever others would see — an
+//! acknowledgement, a launch, a reply — waits in `pending` until that change
+//! has committed. Many changes share one durable commit that way, and the
+//! loop never waits on the disk.
 //!
 //! Submodules hold one concern each: `agents` (attach, heartbeat, loss),
 //! `status` (task status updates and job state), `callbacks` (carrying out
@@ -18,7 +21,7 @@ mod recover;
 mod status;
 mod submit;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,8 +31,9 @@ use wasmesos_allocator::Filter;
 use wasmesos_api::proto::{self, MasterMessage, master_message};
 use wasmesos_api::{AgentId, FrameworkId, OfferId, Principal, Resources, TaskId, TenantId};
 use wasmesos_schedhost::{CallbackOutput, SchedHost};
+use wasmesos_store::Op;
 
-use crate::commit::{CommitError, Committer};
+use crate::commit::{CommitError, Committed, Committer, Pipeline};
 use crate::config::MasterConfig;
 use crate::framework::{Delivery, FrameworkActor};
 use crate::modules::ModuleStore;
@@ -50,13 +54,19 @@ pub enum ClusterEvent {
 /// Sends master messages to one connected agent.
 pub(crate) type AgentTx = mpsc::UnboundedSender<Result<MasterMessage, Status>>;
 
+/// Where an agent's attach is answered.
+pub(crate) type AttachReply = oneshot::Sender<Result<AgentId, Status>>;
+
+/// Work that waits for a change to commit.
+pub(super) type After = Box<dyn FnOnce(&mut Core) + Send + Sync>;
+
 /// What the core is asked to do.
 pub(crate) enum CoreMsg {
     AgentAttach {
         register: proto::RegisterAgent,
         conn: u64,
         tx: AgentTx,
-        reply: oneshot::Sender<Result<AgentId, Status>>,
+        reply: AttachReply,
     },
     AgentHeartbeat {
         agent: AgentId,
@@ -88,12 +98,10 @@ pub(crate) enum CoreMsg {
         reply: oneshot::Sender<Result<proto::KillTaskResponse, Status>>,
     },
     /// A scheduler callback returned; commit and carry out its output.
-    /// `done` gets the delivery back if the commit failed (to redeliver).
     CallbackDone {
         framework: FrameworkId,
         delivery: Delivery,
         output: Box<CallbackOutput>,
-        done: oneshot::Sender<Result<(), Delivery>>,
     },
     /// A framework gave up on an event (its scheduler kept failing).
     CallbackAbandoned {
@@ -218,6 +226,11 @@ pub(crate) struct Sequences {
 pub(crate) struct Core {
     cfg: Arc<MasterConfig>,
     committer: Committer,
+    pipeline: Pipeline,
+    /// Sequence number of the last committed change.
+    committed: u64,
+    /// What waits for changes to commit, in order.
+    pending: VecDeque<(u64, After)>,
     modules: ModuleStore,
     host: SchedHost,
     epoch: u64,
@@ -257,6 +270,8 @@ pub(crate) async fn start(
 ) -> Result<(CoreHandle, tokio::task::JoinHandle<Result<(), CommitError>>), CommitError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(4096);
+    let (commits_tx, commits) = mpsc::unbounded_channel();
+    let pipeline = parts.committer.pipeline(commits_tx);
     let handle = CoreHandle {
         tx: tx.clone(),
         events: events.clone(),
@@ -265,6 +280,9 @@ pub(crate) async fn start(
     let mut core = Core {
         cfg: parts.cfg,
         committer: parts.committer,
+        pipeline,
+        committed: 0,
+        pending: VecDeque::new(),
         modules: parts.modules,
         host: parts.host,
         epoch: parts.epoch,
@@ -284,7 +302,7 @@ pub(crate) async fn start(
         idem_waiters: HashMap::new(),
     };
     core.recover().await?;
-    let join = tokio::spawn(async move { core.run(rx, shutdown).await });
+    let join = tokio::spawn(async move { core.run(rx, commits, shutdown).await });
     Ok((handle, join))
 }
 
@@ -292,12 +310,21 @@ impl Core {
     async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<CoreMsg>,
+        mut commits: mpsc::UnboundedReceiver<Committed>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), CommitError> {
         let mut tick = tokio::time::interval(self.cfg.allocation_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                report = commits.recv() => match report {
+                    Some(Committed::Upto(seq)) => self.on_committed(seq),
+                    Some(Committed::Failed(e)) => {
+                        tracing::error!("a commit failed: {e}; the master stops");
+                        return Err(e);
+                    }
+                    None => break,
+                },
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.handle(msg).await?;
@@ -331,15 +358,7 @@ impl Core {
                 conn,
                 tx,
                 reply,
-            } => {
-                let result = self.attach_agent(register, conn, tx).await;
-                let fenced = matches!(&result, Err(AttachError::Commit(CommitError::Fenced)));
-                let _ = reply.send(result.map_err(|e| e.status()));
-                if fenced {
-                    return Err(CommitError::Fenced);
-                }
-                Ok(())
-            }
+            } => self.attach_agent(register, conn, tx, reply).await,
             CoreMsg::AgentHeartbeat { agent, conn } => {
                 self.heartbeat(&agent, conn);
                 Ok(())
@@ -371,8 +390,7 @@ impl Core {
                 framework,
                 delivery,
                 output,
-                done,
-            } => self.callback_done(framework, delivery, *output, done).await,
+            } => self.callback_done(framework, delivery, *output).await,
             CoreMsg::CallbackAbandoned {
                 framework,
                 delivery,
@@ -421,6 +439,36 @@ impl Core {
         }
     }
 
+    /// Hands `ops` to the write pipeline; `after` runs once they (and every
+    /// earlier change) have committed. With no ops, `after` still waits for
+    /// the changes before it, so effects happen in the order they were made.
+    pub(super) fn write(
+        &mut self,
+        ops: Vec<Op>,
+        after: impl FnOnce(&mut Core) + Send + Sync + 'static,
+    ) {
+        let seq = if ops.is_empty() {
+            self.pipeline.last()
+        } else {
+            self.pipeline.write(ops)
+        };
+        if seq <= self.committed {
+            after(self);
+        } else {
+            self.pending.push_back((seq, Box::new(after)));
+        }
+    }
+
+    /// Runs, in order, what waited for changes up to `seq`.
+    fn on_committed(&mut self, seq: u64) {
+        self.committed = seq;
+        while self.pending.front().is_some_and(|(s, _)| *s <= seq) {
+            if let Some((_, after)) = self.pending.pop_front() {
+                after(self);
+            }
+        }
+    }
+
     /// Once per allocation interval: expire held offers, time out agents.
     async fn periodic(&mut self) -> Result<(), CommitError> {
         self.expire_holds();
@@ -448,23 +496,5 @@ impl Core {
     fn publish(&self, event: ClusterEvent) {
         // Nobody listening is fine.
         let _ = self.events.send(event);
-    }
-}
-
-/// Why an agent could not attach.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum AttachError {
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Commit(#[from] CommitError),
-}
-
-impl AttachError {
-    fn status(&self) -> Status {
-        match self {
-            AttachError::Refused(m) => Status::failed_precondition(m.clone()),
-            AttachError::Commit(e) => Status::unavailable(e.to_string()),
-        }
     }
 }

@@ -30,26 +30,11 @@ impl Core {
         conn: u64,
         update: proto::StatusUpdate,
     ) -> Result<(), CommitError> {
-        let ack = |core: &Core| {
-            let current = core
-                .agents
-                .get(agent)
-                .and_then(|a| a.conn.as_ref())
-                .is_some_and(|c| c.id == conn);
-            if current {
-                let _ = core.send_to_agent(
-                    agent,
-                    master_message::Msg::Ack(proto::StatusAck {
-                        update_id: update.update_id.clone(),
-                    }),
-                );
-            }
-        };
         let (Ok(fw), Ok(task)) = (
             FrameworkId::new(update.framework_id.clone()),
             TaskId::new(update.task_id.clone()),
         ) else {
-            ack(self);
+            self.ack(agent, conn, update.update_id);
             return Ok(());
         };
         let key = (fw, task);
@@ -60,7 +45,6 @@ impl Core {
                 && (state.is_terminal() || (state as i32) > t.record.state)
         });
         if relevant {
-            // Not acknowledged unless stored: the agent will send it again.
             self.transition(
                 &key,
                 Transition {
@@ -74,8 +58,26 @@ impl Core {
             )
             .await?;
         }
-        ack(self);
+        // Queued behind the transition: acknowledged only once stored.
+        self.ack(agent, conn, update.update_id);
         Ok(())
+    }
+
+    /// Acknowledges an update once everything before it has committed, on
+    /// the connection it came in on (a newer connection gets it resent).
+    fn ack(&mut self, agent: &AgentId, conn: u64, update_id: String) {
+        let agent = agent.clone();
+        self.write(Vec::new(), move |core| {
+            let current = core
+                .agents
+                .get(&agent)
+                .and_then(|a| a.conn.as_ref())
+                .is_some_and(|c| c.id == conn);
+            if current {
+                let ack = master_message::Msg::Ack(proto::StatusAck { update_id });
+                let _ = core.send_to_agent(&agent, ack);
+            }
+        });
     }
 
     /// A transition the master decides on its own.
@@ -137,19 +139,20 @@ impl Core {
         if let Some((job_key, job)) = &job {
             ops.push(put(job_key.clone(), job));
         }
-        self.committer.commit(ops).await?;
-
         if t.state.is_terminal() {
             self.release_task(key);
         } else if let Some(active) = self.tasks.get_mut(key) {
             active.record = record.clone();
         }
         tracing::debug!(framework = %key.0, task = %key.1, state = t.state.name(), "task update");
-        self.publish(ClusterEvent::Task(record.clone()));
-        if let Some((_, job)) = job {
-            self.publish(ClusterEvent::Job(job));
-        }
-        self.notify_framework(&key.0, &record, false);
+        let fw = key.0.clone();
+        self.write(ops, move |core| {
+            core.publish(ClusterEvent::Task(record.clone()));
+            if let Some((_, job)) = job {
+                core.publish(ClusterEvent::Job(job));
+            }
+            core.notify_framework(&fw, &record, false);
+        });
         Ok(())
     }
 

@@ -219,47 +219,54 @@ impl Core {
         target: ResolvedTask,
         reply: oneshot::Sender<Result<proto::KillTaskResponse, Status>>,
     ) -> Result<(), CommitError> {
-        let answer = match target {
+        let (tenant, key) = match target {
+            ResolvedTask::QueuedJob { tenant, job } => {
+                match self.kill_queued(&principal, &tenant, &job).await? {
+                    Ok((key, job)) => {
+                        self.write(vec![put(key, &job)], move |core| {
+                            core.publish(ClusterEvent::Job(job.clone()));
+                            let _ = reply.send(Ok(proto::KillTaskResponse {
+                                task: None,
+                                job: Some(job),
+                            }));
+                        });
+                    }
+                    Err(status) => {
+                        let _ = reply.send(Err(status));
+                    }
+                }
+                return Ok(());
+            }
             ResolvedTask::Task {
                 tenant,
                 framework,
                 task,
-            } => {
-                if !principal.may_access(&tenant) {
-                    Err(Status::permission_denied("not your task"))
-                } else {
-                    let key = (framework, task);
-                    match self.tasks.get(&key) {
-                        Some(active) => {
-                            let record = active.record.clone();
-                            self.request_kill(&key);
-                            Ok(proto::KillTaskResponse {
-                                task: Some(record),
-                                job: None,
-                            })
-                        }
-                        None => {
-                            let record: Option<proto::Task> = self
-                                .committer
-                                .get(&keys::task(&tenant, &key.0, &key.1))
-                                .await?;
-                            Err(Status::failed_precondition(match record {
-                                Some(r) => format!(
-                                    "task {} already ended: {}",
-                                    r.task_id,
-                                    r.state().name()
-                                ),
-                                None => format!("no task {}", key.1),
-                            }))
-                        }
-                    }
-                }
-            }
-            ResolvedTask::QueuedJob { tenant, job } => {
-                self.kill_queued(&principal, &tenant, &job).await?
-            }
+            } => (tenant, (framework, task)),
         };
-        let _ = reply.send(answer);
+        if !principal.may_access(&tenant) {
+            let _ = reply.send(Err(Status::permission_denied("not your task")));
+            return Ok(());
+        }
+        let Some(active) = self.tasks.get_mut(&key) else {
+            let record: Option<proto::Task> = self
+                .committer
+                .get(&keys::task(&tenant, &key.0, &key.1))
+                .await?;
+            let _ = reply.send(Err(Status::failed_precondition(match record {
+                Some(r) => format!("task {} already ended: {}", r.task_id, r.state().name()),
+                None => format!("no task {}", key.1),
+            })));
+            return Ok(());
+        };
+        active.kill_requested = true;
+        let record = active.record.clone();
+        // After what is pending: a launch still waiting to commit must
+        // reach the agent before its kill.
+        self.write(Vec::new(), move |core| core.send_kill(&key));
+        let _ = reply.send(Ok(proto::KillTaskResponse {
+            task: Some(record),
+            job: None,
+        }));
         Ok(())
     }
 
@@ -270,7 +277,7 @@ impl Core {
         principal: &Principal,
         tenant: &TenantId,
         job_id: &JobId,
-    ) -> Result<Result<proto::KillTaskResponse, Status>, CommitError> {
+    ) -> Result<Result<(String, proto::Job), Status>, CommitError> {
         if !principal.may_access(tenant) {
             return Ok(Err(Status::permission_denied("not your job")));
         }
@@ -287,12 +294,7 @@ impl Core {
         job.set_state(JobState::Killed);
         job.finished_ms = now_ms();
         job.message = format!("killed by {} before it ran", principal.name);
-        self.committer.commit(vec![put(key, &job)]).await?;
-        self.publish(ClusterEvent::Job(job.clone()));
-        Ok(Ok(proto::KillTaskResponse {
-            task: None,
-            job: Some(job),
-        }))
+        Ok(Ok((key, job)))
     }
 }
 

@@ -1,0 +1,262 @@
+//! `wasmesos bench`: figures for a running cluster, measured through the
+//! same API every client uses.
+//!
+//! - *latency*: one job at a time, submit → its output → its end, as
+//!   `submit --wait` sees it (without the CLI's process start);
+//! - *throughput*: many jobs submitted at once and queued, from the first
+//!   submit until the last attempt finished, with each job's
+//!   submit → finish time from the master's records.
+//!
+//! It prints figures; nothing here asserts on speed.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use futures::StreamExt;
+use tonic::transport::Channel;
+use wasmesos_api::proto::master_client::MasterClient;
+use wasmesos_api::proto::{
+    JobEvent, JobSpec, JobState, Limits, ListTasksRequest, SubmitRequest, TaskSpec, TaskState,
+    WatchJobRequest, job_event,
+};
+use wasmesos_api::{Resources, now_ms, parse_size};
+
+use crate::client::{MasterArg, connect, failed};
+use crate::commands::submit::upload;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Jobs one at a time, for latency.
+    #[arg(long, default_value = "100")]
+    pub latency: usize,
+    /// Jobs queued at once, for throughput.
+    #[arg(long, default_value = "1000")]
+    pub jobs: usize,
+    /// Submissions in flight at once while queueing.
+    #[arg(long, default_value = "64")]
+    pub concurrency: usize,
+    /// The module to run (default: the bundled hello task).
+    #[arg(long)]
+    pub module: Option<PathBuf>,
+    /// Cpus per task.
+    #[arg(long, default_value = "0.1")]
+    pub cpus: f64,
+    /// Memory per task.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub mem: u64,
+    #[command(flatten)]
+    pub master: MasterArg,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let bytes = match &args.module {
+        Some(p) => std::fs::read(p).map_err(|e| anyhow!("cannot read {}: {e}", p.display()))?,
+        None => wasmesos_builtin::HELLO_TASK.to_vec(),
+    };
+    let mut client = connect(&args.master.master).await?;
+    let digest = upload(&mut client, &bytes, "bench.wasm").await?;
+    let spec = JobSpec {
+        name: "bench".into(),
+        task: Some(TaskSpec {
+            module_digest: digest.to_string(),
+            args: vec!["bench".into()],
+            env: Default::default(),
+            resources: Some((&Resources::new(args.cpus, args.mem, 0)).into()),
+            limits: Some(Limits::default()),
+        }),
+        max_attempts: 1,
+    };
+    println!(
+        "# wasmesos bench unix_ms={} master={} module={} cpus={} mem={}",
+        now_ms(),
+        args.master.master,
+        digest.short(),
+        args.cpus,
+        wasmesos_api::format_size(args.mem)
+    );
+    if args.latency > 0 {
+        latency(&mut client, &spec, args.latency).await?;
+    }
+    if args.jobs > 0 {
+        throughput(&client, &spec, args.jobs, args.concurrency.max(1)).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn submit(client: &mut MasterClient<Channel>, spec: &JobSpec) -> anyhow::Result<String> {
+    Ok(client
+        .submit(SubmitRequest {
+            framework: String::new(),
+            idempotency_key: String::new(),
+            spec: Some(spec.clone()),
+        })
+        .await
+        .map_err(failed)?
+        .into_inner()
+        .job_id)
+}
+
+/// One job at a time: submit → first output → end.
+async fn latency(
+    client: &mut MasterClient<Channel>,
+    spec: &JobSpec,
+    n: usize,
+) -> anyhow::Result<()> {
+    let mut to_output = Vec::with_capacity(n);
+    let mut to_end = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let job = submit(client, spec).await?;
+        let mut events = client
+            .watch_job(WatchJobRequest {
+                job_id: job.clone(),
+                logs: true,
+            })
+            .await
+            .map_err(failed)?
+            .into_inner();
+        let mut first_output = None;
+        loop {
+            match events.message().await.map_err(failed)? {
+                Some(JobEvent {
+                    event: Some(job_event::Event::Output(_)),
+                }) => {
+                    first_output.get_or_insert_with(|| start.elapsed());
+                }
+                Some(JobEvent {
+                    event: Some(job_event::Event::JobFinished(j)),
+                }) => {
+                    if j.state() != JobState::Finished {
+                        return Err(anyhow!("{job} ended {:?}: {}", j.state(), j.message));
+                    }
+                    break;
+                }
+                Some(_) => {}
+                None => return Err(anyhow!("watch of {job} ended early")),
+            }
+        }
+        to_end.push(start.elapsed());
+        to_output.push(first_output.unwrap_or_else(|| start.elapsed()));
+    }
+    let (o50, o99) = percentiles(&mut to_output);
+    let (e50, e99) = percentiles(&mut to_end);
+    println!(
+        "bench=latency jobs={n} submit_to_output_p50_ms={:.2} submit_to_output_p99_ms={:.2} submit_to_end_p50_ms={:.2} submit_to_end_p99_ms={:.2}",
+        ms(o50),
+        ms(o99),
+        ms(e50),
+        ms(e99)
+    );
+    Ok(())
+}
+
+/// Many jobs queued at once.
+async fn throughput(
+    client: &MasterClient<Channel>,
+    spec: &JobSpec,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let started_ms = now_ms();
+    let mut ids = HashSet::with_capacity(n);
+    let mut pending = futures::stream::FuturesUnordered::new();
+    let mut submitted = 0;
+    while ids.len() < n {
+        while submitted < n && pending.len() < concurrency {
+            let mut c = client.clone();
+            let s = spec.clone();
+            pending.push(async move { submit(&mut c, &s).await });
+            submitted += 1;
+        }
+        match pending.next().await {
+            Some(r) => {
+                ids.insert(r?);
+            }
+            None => break,
+        }
+    }
+    let submit_time = start.elapsed();
+
+    // Wait until every attempt has ended, reading the records.
+    let mut client = client.clone();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let finished = loop {
+        let tasks = all_tasks(&mut client).await?;
+        let ours: Vec<_> = tasks
+            .into_iter()
+            .filter(|t| ids.contains(&t.job_id))
+            .collect();
+        let ended = ours.iter().filter(|t| t.state().is_terminal()).count();
+        if ended >= n {
+            break ours;
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("only {ended} of {n} jobs ended within 10 minutes"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let failed_count = finished
+        .iter()
+        .filter(|t| t.state() != TaskState::Finished)
+        .count();
+    let last_end = finished
+        .iter()
+        .map(|t| t.finished_ms)
+        .max()
+        .unwrap_or(started_ms);
+    let wall_ms = (last_end - started_ms).max(1);
+    let mut latencies: Vec<Duration> = finished
+        .iter()
+        .map(|t| Duration::from_millis((t.finished_ms - t.created_ms).max(0) as u64))
+        .collect();
+    let (p50, p99) = percentiles(&mut latencies);
+    println!(
+        "bench=throughput jobs={n} failed={failed_count} submit_s={:.3} wall_s={:.3} tasks_per_s={:.1} launch_to_end_p50_ms={:.1} launch_to_end_p99_ms={:.1}",
+        submit_time.as_secs_f64(),
+        wall_ms as f64 / 1000.0,
+        n as f64 * 1000.0 / wall_ms as f64,
+        ms(p50),
+        ms(p99),
+    );
+    Ok(())
+}
+
+async fn all_tasks(
+    client: &mut MasterClient<Channel>,
+) -> anyhow::Result<Vec<wasmesos_api::proto::Task>> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_tasks(ListTasksRequest {
+                limit: 5000,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(failed)?
+            .into_inner();
+        out.extend(page.tasks);
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        token = page.next_page_token;
+    }
+}
+
+fn percentiles(v: &mut [Duration]) -> (Duration, Duration) {
+    if v.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    v.sort();
+    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
