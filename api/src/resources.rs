@@ -130,7 +130,7 @@ fn milli(value: f64) -> u64 {
 }
 
 fn format_milli(v: u64) -> String {
-    if v % 1000 == 0 {
+    if v.is_multiple_of(1000) {
         format!("{}", v / 1000)
     } else {
         let s = format!("{:.3}", v as f64 / 1000.0);

@@ -56,7 +56,7 @@ pub fn format_size(bytes: u64) -> String {
         return "0B".to_string();
     }
     for (name, size) in UNITS {
-        if bytes % size == 0 {
+        if bytes.is_multiple_of(size) {
             return format!("{}{name}", bytes / size);
         }
     }

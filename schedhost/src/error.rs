@@ -31,6 +31,8 @@ pub enum CallbackError {
     #[error("{callback} trapped: {message}")]
     Trap {
         callback: &'static str,
+        /// What the guest wrote to stderr during the callback (where a
+        /// panic's message goes), then wasmtime's account of the trap.
         message: String,
     },
     #[error("{callback} ran past its time limit of {limit:?}")]

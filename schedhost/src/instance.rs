@@ -108,8 +108,20 @@ pub(crate) fn classify(
         },
         _ => CallbackError::Trap {
             callback,
-            message: format!("{error:#}"),
+            message: trap_message(error, store),
         },
+    }
+}
+
+/// The trap, preceded by what the guest wrote to stderr during the callback:
+/// a panic's message is printed there just before the trap it causes, and
+/// is the part the scheduler's author needs.
+fn trap_message(error: &wasmtime::Error, store: &Store<StoreData>) -> String {
+    let said = store.data().state.stderr.text();
+    if said.is_empty() {
+        format!("{error:#}")
+    } else {
+        format!("{said}\n{error:#}")
     }
 }
 
@@ -142,6 +154,7 @@ impl SchedulerInstance {
             return Err(CallbackError::Poisoned);
         }
         let callback = event.name();
+        self.store.data().state.stderr.clear();
         let budget = self.config.fuel_per_callback;
         let started = Instant::now();
         self.store.data_mut().deadline = started + self.config.callback_timeout;

@@ -23,6 +23,7 @@ mod event;
 mod host;
 mod instance;
 mod state;
+mod stderr;
 
 pub use config::SchedHostConfig;
 pub use error::{CallbackError, LoadError};

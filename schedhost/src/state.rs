@@ -1,6 +1,7 @@
 //! What a scheduler's wasmtime store holds: its durable key-value state (as
 //! committed, plus the current callback's uncommitted writes), the log lines
-//! of the current callback, an empty WASI context, and the memory limiter.
+//! of the current callback, a WASI context granting nothing (its stderr is
+//! kept to explain traps, see [`crate::stderr`]), and the memory limiter.
 //! The host imports (`state`, `log`, `clock`) are implemented here; they
 //! answer from memory and never wait.
 
@@ -12,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::wasmesos::scheduler::{clock, log, state, types};
 use crate::config::SchedHostConfig;
+use crate::stderr::GuestStderr;
 
 /// Longest key accepted by `state.set`.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -50,6 +52,8 @@ pub struct SchedState {
     log_bytes: usize,
     max_log_bytes: usize,
     logs_dropped: u64,
+    /// The guest's stderr: read when a callback traps, cleared before each.
+    pub(crate) stderr: GuestStderr,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -57,6 +61,7 @@ pub struct SchedState {
 impl SchedState {
     pub fn new(config: &SchedHostConfig, kv: BTreeMap<String, Vec<u8>>) -> Self {
         let kv_bytes = kv.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let stderr = GuestStderr::default();
         Self {
             kv,
             kv_bytes,
@@ -66,8 +71,10 @@ impl SchedState {
             log_bytes: 0,
             max_log_bytes: config.log_bytes_per_callback,
             logs_dropped: 0,
-            // Nothing granted: no args, env, files, network or stdio.
-            wasi: WasiCtx::builder().build(),
+            // Nothing granted: no args, env, files or network; stdin and
+            // stdout closed. Only stderr is kept, for trap messages.
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            stderr,
             table: ResourceTable::new(),
         }
     }
