@@ -1,0 +1,425 @@
+//! Capped log files for a task's stdout and stderr, and followers that
+//! stream them while the task runs.
+//!
+//! A [`LogFile`] keeps at most `cap` bytes; anything written beyond that is
+//! counted and dropped, so a chatty task can never fill the agent's disk.
+//! Writes collect in a small in-memory buffer that is appended to the file
+//! (open, write, close) whenever it passes 8 KiB and when the log is closed:
+//! a running task holds no file descriptor for its logs, which matters at
+//! 10,000 tasks with a 20,000 open-files limit. Followers read the flushed
+//! part from the file and the rest from the buffer, so they see every byte as
+//! soon as it is written.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use tokio::sync::watch;
+
+/// Buffered bytes that trigger an append to the file.
+const FLUSH_AT: usize = 8 * 1024;
+/// Buffered bytes beyond which writes are dropped while the disk refuses them.
+const MAX_PENDING: usize = 1 << 20;
+/// Largest chunk a follower returns at once.
+const READ_CHUNK: u64 = 64 * 1024;
+
+/// Where a follower starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStart {
+    /// From the first byte.
+    Beginning,
+    /// From this byte offset (a follower started beyond the end waits for
+    /// the log to grow that far).
+    Offset(u64),
+    /// The last this-many bytes written so far, then whatever follows.
+    Tail(u64),
+}
+
+impl LogStart {
+    fn resolve(self, len: u64) -> u64 {
+        match self {
+            LogStart::Beginning => 0,
+            LogStart::Offset(offset) => offset,
+            LogStart::Tail(n) => len.saturating_sub(n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// Bytes kept so far (in the file or the buffer).
+    len: u64,
+    /// No more bytes will come.
+    closed: bool,
+}
+
+/// A capped log file that a task writes and followers read. Cheap to clone;
+/// all clones are the same log. It ends (followers finish) when
+/// [`close`](LogFile::close) is called — the runtime does so when the task
+/// ends — or when every clone is dropped.
+#[derive(Clone)]
+pub struct LogFile {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    cap: u64,
+    state: Mutex<State>,
+    progress: watch::Sender<Progress>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bytes in the file.
+    flushed: u64,
+    /// Bytes after `flushed`, not yet in the file.
+    pending: Vec<u8>,
+    /// `flushed + pending.len()`.
+    kept: u64,
+    dropped: u64,
+    closed: bool,
+    warned: bool,
+}
+
+impl std::fmt::Debug for LogFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogFile")
+            .field("path", &self.shared.path)
+            .field("cap", &self.shared.cap)
+            .finish()
+    }
+}
+
+impl LogFile {
+    /// Creates (or truncates) the file at `path`, keeping at most `cap`
+    /// bytes of what is written to it.
+    pub fn create(path: &Path, cap: u64) -> io::Result<LogFile> {
+        File::create(path)?;
+        let (progress, _) = watch::channel(Progress::default());
+        Ok(LogFile {
+            shared: Arc::new(Shared {
+                path: path.to_path_buf(),
+                cap,
+                state: Mutex::new(State::default()),
+                progress,
+            }),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The most bytes this log keeps.
+    pub fn cap(&self) -> u64 {
+        self.shared.cap
+    }
+
+    /// Bytes kept so far.
+    pub fn kept(&self) -> u64 {
+        self.shared.lock().kept
+    }
+
+    /// Bytes written beyond the cap (or after closing) and dropped.
+    pub fn dropped(&self) -> u64 {
+        self.shared.lock().dropped
+    }
+
+    /// Whether the log has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+
+    /// Appends `bytes`, keeping what fits under the cap and counting the
+    /// rest as dropped. Never fails: a task's output must not fail the task.
+    pub fn write(&self, bytes: &[u8]) {
+        self.shared.write(bytes);
+    }
+
+    /// Moves buffered bytes to the file now.
+    pub fn flush(&self) {
+        let mut st = self.shared.lock();
+        self.shared.flush_locked(&mut st);
+    }
+
+    /// Flushes and ends the log: later writes are dropped, followers finish
+    /// once they have read everything.
+    pub fn close(&self) {
+        let mut st = self.shared.lock();
+        self.shared.flush_locked(&mut st);
+        st.closed = true;
+        self.shared.progress.send_modify(|p| p.closed = true);
+    }
+
+    /// A follower from the first byte.
+    pub fn follower(&self) -> LogFollower {
+        self.follow(LogStart::Beginning)
+    }
+
+    /// A follower from `start`.
+    pub fn follow(&self, start: LogStart) -> LogFollower {
+        let progress = self.shared.progress.subscribe();
+        let len = progress.borrow().len;
+        LogFollower {
+            path: self.shared.path.clone(),
+            shared: Arc::downgrade(&self.shared),
+            progress: Some(progress),
+            offset: start.resolve(len),
+            file: None,
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut st = self.lock();
+        let room = if st.closed {
+            0
+        } else {
+            let under_cap = self.cap.saturating_sub(st.kept);
+            let buffer_room = MAX_PENDING.saturating_sub(st.pending.len()) as u64;
+            under_cap.min(buffer_room)
+        };
+        let take = (bytes.len() as u64).min(room) as usize;
+        st.dropped += (bytes.len() - take) as u64;
+        if take == 0 {
+            return;
+        }
+        st.pending.extend_from_slice(&bytes[..take]);
+        st.kept += take as u64;
+        if st.pending.len() >= FLUSH_AT {
+            self.flush_locked(&mut st);
+        }
+        let len = st.kept;
+        self.progress.send_modify(|p| p.len = len);
+    }
+
+    fn flush_locked(&self, st: &mut State) {
+        if st.pending.is_empty() {
+            return;
+        }
+        let written = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(&st.pending));
+        match written {
+            Ok(()) => {
+                st.flushed += st.pending.len() as u64;
+                // Release the buffer: most tasks print little, and 10,000
+                // idle buffers add up.
+                st.pending = Vec::new();
+            }
+            Err(e) => {
+                // Keep the bytes and retry at the next flush; while the disk
+                // refuses, the buffer is bounded by MAX_PENDING.
+                if !st.warned {
+                    st.warned = true;
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot append to task log");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let mut st = std::mem::take(self.state.get_mut().unwrap_or_else(PoisonError::into_inner));
+        self.flush_locked(&mut st);
+    }
+}
+
+/// Streams a log as it grows: [`next_chunk`](LogFollower::next_chunk) returns
+/// bytes as they are written and `None` once the log is closed and
+/// everything has been read.
+pub struct LogFollower {
+    path: PathBuf,
+    shared: Weak<Shared>,
+    /// `None` once the writer is gone (or for a finished log): read the file
+    /// to its end.
+    progress: Option<watch::Receiver<Progress>>,
+    offset: u64,
+    file: Option<Arc<File>>,
+}
+
+impl std::fmt::Debug for LogFollower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogFollower")
+            .field("path", &self.path)
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
+impl LogFollower {
+    /// Reads a finished log from disk (after the task ended, or after an
+    /// agent restart): returns its bytes from `start` and then ends.
+    pub fn open(path: &Path, start: LogStart) -> io::Result<LogFollower> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(LogFollower {
+            path: path.to_path_buf(),
+            shared: Weak::new(),
+            progress: None,
+            offset: start.resolve(len),
+            file: Some(Arc::new(file)),
+        })
+    }
+
+    /// The offset of the next byte this follower returns.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next bytes (at most 64 KiB), waiting for the task to write them;
+    /// `None` when the log has ended and everything was read.
+    pub async fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            let Some(progress) = self.progress.as_mut() else {
+                // Writer gone: everything it kept is in the file.
+                let chunk = self.read_file(self.offset, READ_CHUNK).await?;
+                return Ok(self.advance(chunk));
+            };
+            let Progress { len, closed } = *progress.borrow_and_update();
+            if self.offset < len {
+                let chunk = self.read_live(len).await?;
+                if !chunk.is_empty() {
+                    return Ok(self.advance(chunk));
+                }
+            }
+            if closed {
+                return Ok(None);
+            }
+            let progress = self.progress.as_mut().expect("checked above");
+            if progress.changed().await.is_err() {
+                self.progress = None;
+            }
+        }
+    }
+
+    /// Everything from the current offset to the end of the log (waits for
+    /// the log to end).
+    pub async fn read_to_end(mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    fn advance(&mut self, chunk: Vec<u8>) -> Option<Vec<u8>> {
+        if chunk.is_empty() {
+            return None;
+        }
+        self.offset += chunk.len() as u64;
+        Some(chunk)
+    }
+
+    /// Reads up to `len` from the writer's buffer or, for flushed bytes, the
+    /// file.
+    async fn read_live(&mut self, len: u64) -> io::Result<Vec<u8>> {
+        let want = (len - self.offset).min(READ_CHUNK);
+        let from_file = match self.shared.upgrade() {
+            Some(shared) => {
+                let st = shared.lock();
+                if self.offset >= st.flushed {
+                    let start = (self.offset - st.flushed) as usize;
+                    let end = st.pending.len().min(start + want as usize);
+                    return Ok(st.pending.get(start..end).unwrap_or_default().to_vec());
+                }
+                // Flushed bytes never change: read them without the lock.
+                want.min(st.flushed - self.offset)
+            }
+            None => want,
+        };
+        self.read_file(self.offset, from_file).await
+    }
+
+    async fn read_file(&mut self, offset: u64, max: u64) -> io::Result<Vec<u8>> {
+        let file = match &self.file {
+            Some(file) => file.clone(),
+            None => {
+                let file = Arc::new(File::open(&self.path)?);
+                self.file = Some(file.clone());
+                file
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0; max as usize];
+            let n = file.read_at(&mut buf, offset)?;
+            buf.truncate(n);
+            Ok(buf)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn caps_counts_and_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let log = LogFile::create(&path, 20_000).unwrap();
+        let mut early = log.follower();
+        log.write(b"hello ");
+        assert_eq!(early.next_chunk().await.unwrap().unwrap(), b"hello ");
+        // Past the flush threshold, then past the cap.
+        log.write(&[b'x'; 10_000]);
+        log.write(&[b'y'; 15_000]);
+        assert_eq!(log.kept(), 20_000);
+        assert_eq!(log.dropped(), 5_006);
+        let tail = log.follow(LogStart::Tail(3));
+        log.close();
+        log.write(b"late");
+        assert_eq!(log.dropped(), 5_010);
+
+        let rest = early.read_to_end().await.unwrap();
+        assert_eq!(rest.len(), 20_000 - 6);
+        assert_eq!(tail.read_to_end().await.unwrap(), b"yyy");
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk.len(), 20_000);
+        assert!(on_disk.starts_with(b"hello xxx"));
+
+        let from = LogFollower::open(&path, LogStart::Offset(19_998)).unwrap();
+        assert_eq!(from.read_to_end().await.unwrap(), b"yy");
+    }
+
+    #[tokio::test]
+    async fn follower_ends_when_every_handle_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let log = LogFile::create(&path, 100).unwrap();
+        let follower = log.follower();
+        log.write(b"abc");
+        drop(log);
+        assert_eq!(follower.read_to_end().await.unwrap(), b"abc");
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+    }
+
+    #[tokio::test]
+    async fn follower_from_offset_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogFile::create(&dir.path().join("out"), 100).unwrap();
+        let mut f = log.follow(LogStart::Offset(2));
+        let writer = log.clone();
+        let task = tokio::spawn(async move {
+            writer.write(b"a");
+            tokio::task::yield_now().await;
+            writer.write(b"bcd");
+            writer.close();
+        });
+        assert_eq!(f.next_chunk().await.unwrap().unwrap(), b"cd");
+        assert_eq!(f.next_chunk().await.unwrap(), None);
+        task.await.unwrap();
+    }
+}
