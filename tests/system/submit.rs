@@ -115,20 +115,51 @@ fn the_same_idempotency_key_gives_the_same_job() {
 fn limits_in_the_submission_reach_the_task() {
     let c = Cluster::start();
     let hello = c.hello().display().to_string();
-    let timed_out = c.run(&["submit", &hello, "--wait", "--timeout", "300ms", "--", "--spin"]);
+    let timed_out = c.run(&[
+        "submit",
+        &hello,
+        "--wait",
+        "--timeout",
+        "300ms",
+        "--",
+        "--spin",
+    ]);
     assert_eq!(timed_out.code, 1, "{timed_out:?}");
     assert!(timed_out.stderr.contains("timed out"), "{timed_out:?}");
 
-    let fuel = c.run(&["submit", &hello, "--wait", "--fuel", "1000000", "--", "--spin"]);
+    let fuel = c.run(&[
+        "submit", &hello, "--wait", "--fuel", "1000000", "--", "--spin",
+    ]);
     assert_eq!(fuel.code, 1, "{fuel:?}");
     assert!(fuel.stderr.contains("fuel"), "{fuel:?}");
 
-    let memory = c.run(&["submit", &hello, "--wait", "--mem", "16MiB", "--", "--alloc-mib", "64"]);
+    let memory = c.run(&[
+        "submit",
+        &hello,
+        "--wait",
+        "--mem",
+        "16MiB",
+        "--",
+        "--alloc-mib",
+        "64",
+    ]);
     assert_eq!(memory.code, 1, "{memory:?}");
-    assert!(memory.stderr.contains("memory limit 16MiB exceeded"), "{memory:?}");
+    assert!(
+        memory.stderr.contains("memory limit 16MiB exceeded"),
+        "{memory:?}"
+    );
 
     // The same task within its limits.
-    let fits = c.run(&["submit", &hello, "--wait", "--mem", "64MiB", "--", "--alloc-mib", "8"]);
+    let fits = c.run(&[
+        "submit",
+        &hello,
+        "--wait",
+        "--mem",
+        "64MiB",
+        "--",
+        "--alloc-mib",
+        "8",
+    ]);
     assert_eq!(fits.code, 0, "{fits:?}");
 }
 
@@ -138,7 +169,14 @@ fn the_sandbox_is_the_tasks_only_filesystem() {
     let hello = c.hello().display().to_string();
     let ok = c.run(&["submit", &hello, "--wait", "--", "--write", "note.txt"]);
     assert_eq!(ok.code, 0, "{ok:?}");
-    let escape = c.run(&["submit", &hello, "--wait", "--", "--write", "../escaped.txt"]);
+    let escape = c.run(&[
+        "submit",
+        &hello,
+        "--wait",
+        "--",
+        "--write",
+        "../escaped.txt",
+    ]);
     assert_ne!(escape.code, 0, "{escape:?}");
     assert!(!c.dir.path().join("agent/tasks/escaped.txt").exists());
 }

@@ -170,7 +170,7 @@ impl Core {
         let Some(a) = self.agents.get_mut(id) else {
             return;
         };
-        if !a.conn.as_ref().is_some_and(|c| c.id == conn) {
+        if a.conn.as_ref().is_none_or(|c| c.id != conn) {
             return; // a newer connection replaced this one
         }
         a.conn = None;

@@ -372,7 +372,7 @@ impl Core {
             total += &offer.resources;
         }
         let agent = agent.expect("at least one offer").clone();
-        if !self.agents.get(&agent).is_some_and(|a| a.conn.is_some()) {
+        if self.agents.get(&agent).is_none_or(|a| a.conn.is_none()) {
             return Err(format!("agent {agent} is disconnected"));
         }
         Ok((agent, total))
