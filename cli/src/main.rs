@@ -40,6 +40,8 @@ enum Command {
     Agents(commands::agents::Args),
     /// List frameworks.
     Frameworks(commands::frameworks::Args),
+    /// Act on one framework (deploy, upgrade, show, send, remove).
+    Framework(commands::framework::Args),
     /// Print a task's stdout/stderr.
     Logs(commands::logs::Args),
     /// Act on one task.
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
             Command::Tasks(a) => commands::tasks::run(a).await,
             Command::Agents(a) => commands::agents::run(a).await,
             Command::Frameworks(a) => commands::frameworks::run(a).await,
+            Command::Framework(a) => commands::framework::run(a).await,
             Command::Logs(a) => commands::logs::run(a).await,
             Command::Task(a) => commands::task::run(a).await,
             Command::Status(a) => commands::status::run(a).await,

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use wasmesos_api::proto::master_server::Master;
 use wasmesos_api::proto::{self, JobState, LogStream, put_module_request};
 use wasmesos_api::{Digest, JobId, Principal};
+use wasmesos_schedhost::SchedHost;
 
 use crate::auth::principal;
 use crate::commit::Committer;
@@ -28,6 +29,7 @@ pub struct MasterService {
     pub committer: Committer,
     pub modules: ModuleStore,
     pub logs: LogRouter,
+    pub host: SchedHost,
 }
 
 fn module_status(e: ModuleError) -> Status {
@@ -271,6 +273,93 @@ impl Master for MasterService {
     ) -> Result<Response<proto::ClusterStatus>, Status> {
         principal(&request)?;
         Ok(Response::new(self.core.query(Query::Status).await?))
+    }
+
+    async fn deploy_framework(
+        &self,
+        request: Request<proto::DeployFrameworkRequest>,
+    ) -> Result<Response<proto::Framework>, Status> {
+        let who = principal(&request)?;
+        let mut req = request.into_inner();
+        crate::frameworks::check_deploy(&mut req)?;
+        crate::frameworks::compile(&self.modules, &self.host, &who, &req.module_digest).await?;
+        let record = self
+            .core
+            .ask(|reply| CoreMsg::Deploy {
+                principal: who,
+                request: req,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(record))
+    }
+
+    async fn upgrade_framework(
+        &self,
+        request: Request<proto::UpgradeFrameworkRequest>,
+    ) -> Result<Response<proto::Framework>, Status> {
+        let who = principal(&request)?;
+        let req = request.into_inner();
+        let component =
+            crate::frameworks::compile(&self.modules, &self.host, &who, &req.module_digest).await?;
+        let record = self
+            .core
+            .ask(|reply| CoreMsg::Upgrade {
+                principal: who,
+                request: req,
+                component,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(record))
+    }
+
+    async fn remove_framework(
+        &self,
+        request: Request<proto::RemoveFrameworkRequest>,
+    ) -> Result<Response<proto::RemoveFrameworkResponse>, Status> {
+        let who = principal(&request)?;
+        let name = request.into_inner().name;
+        let response = self
+            .core
+            .ask(|reply| CoreMsg::Remove {
+                principal: who,
+                name,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_framework(
+        &self,
+        request: Request<proto::GetFrameworkRequest>,
+    ) -> Result<Response<proto::FrameworkDetail>, Status> {
+        let who = principal(&request)?;
+        let name = request.into_inner().name;
+        let detail = self
+            .core
+            .query(|reply| Query::Framework(who, name, reply))
+            .await??;
+        Ok(Response::new(detail))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<proto::SendMessageRequest>,
+    ) -> Result<Response<proto::SendMessageResponse>, Status> {
+        let who = principal(&request)?;
+        let req = request.into_inner();
+        crate::frameworks::check_message(&req)?;
+        let response = self
+            .core
+            .ask(|reply| CoreMsg::SendMessage {
+                principal: who,
+                request: req,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 }
 

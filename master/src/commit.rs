@@ -72,11 +72,17 @@ impl Committer {
     }
 
     /// A key's value as the master will have it once its pending writes
-    /// commit.
-    pub async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, CommitError> {
+    /// commit. Only the core (and its actors) may read ahead like this:
+    /// what others are shown must be committed.
+    pub async fn read_raw(&self, key: &str) -> Result<Option<Vec<u8>>, CommitError> {
         if let Some((value, _)) = self.overlay().get(key) {
             return Ok(value.clone());
         }
+        self.get_raw(key).await
+    }
+
+    /// A key's committed value.
+    pub async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, CommitError> {
         Ok(self.store.get(key).await?.map(|kv| kv.value))
     }
 
@@ -162,9 +168,18 @@ impl Committer {
             .is_some_and(|kv| kv.create_revision == *rev))
     }
 
-    /// Reads and decodes one record (pending writes included).
+    /// Reads and decodes one committed record.
     pub async fn get<M: Message + Default>(&self, key: &str) -> Result<Option<M>, CommitError> {
         match self.get_raw(key).await? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads and decodes one record, pending writes included (see
+    /// [`read_raw`](Self::read_raw)).
+    pub async fn read<M: Message + Default>(&self, key: &str) -> Result<Option<M>, CommitError> {
+        match self.read_raw(key).await? {
             Some(bytes) => decode(key, &bytes).map(Some),
             None => Ok(None),
         }

@@ -1,19 +1,22 @@
 //! One actor per framework: it owns the framework's scheduler instance and
-//! delivers events to it one at a time, in order.
+//! delivers events to it one at a time, in order, on the scheduler host's own
+//! worker threads.
 //!
 //! For each event the actor calls the scheduler and hands the output to the
 //! core, which commits it as one unit (merged with other changes) and holds
 //! back its visible effects until then; the actor goes on with the next
-//! event meanwhile. When a callback traps, the instance is thrown away, a
-//! fresh one is started from the framework's state as the core will have
-//! committed it (and told `registered`), and the event is delivered again —
-//! up to [`MAX_ATTEMPTS`] times, after which it is abandoned (offers lapse, a
-//! submitter gets an error). Repeated failures back off exponentially, so a
-//! broken scheduler costs the master little. (A commit that fails stops the
+//! event meanwhile. When a callback traps or breaks a limit, the instance is
+//! thrown away, a fresh one is started from the framework's state as the core
+//! will have committed it (and told `registered`), and the event is delivered
+//! again — up to [`MAX_ATTEMPTS`] times, after which it is abandoned (offers
+//! lapse, a submitter gets an error). Failures back off exponentially; after
+//! [`MAX_FAILURES`] in a row the framework is FAILED: it gets no more events
+//! until an upgrade. A framework that uses more callback time than its share
+//! per second waits before its next callback. (A commit that fails stops the
 //! whole master; the next one starts every scheduler from what committed.)
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
@@ -28,6 +31,8 @@ use crate::modules::ModuleStore;
 
 /// Deliveries of one event, at most.
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
+/// Failures in a row after which a framework is FAILED.
+pub(crate) const MAX_FAILURES: u32 = 6;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A submission waiting for its framework's answer.
@@ -44,6 +49,8 @@ pub(crate) enum Context {
     /// The offers this event carried; those not used or held lapse.
     Offers(Vec<OfferId>),
     Submit(Box<PendingSubmit>),
+    /// A message from `framework send`, waiting for the reply.
+    Message(oneshot::Sender<Result<proto::SendMessageResponse, Status>>),
 }
 
 /// An event on its way to a scheduler.
@@ -67,8 +74,17 @@ impl Delivery {
     }
 }
 
+/// A new scheduler for a running framework.
+pub(crate) struct Upgrade {
+    pub record: proto::Framework,
+    pub component: SchedulerComponent,
+    /// Told whether the new scheduler took over.
+    pub done: oneshot::Sender<Result<(), String>>,
+}
+
 enum ActorMsg {
     Deliver(Delivery),
+    Upgrade(Upgrade),
     Stop,
 }
 
@@ -82,6 +98,15 @@ impl FrameworkActor {
     /// which fails any reply channel it carries.
     pub fn deliver(&self, delivery: Delivery) {
         let _ = self.tx.send(ActorMsg::Deliver(delivery));
+    }
+
+    /// Asks the actor to swap in a new scheduler, keeping the state.
+    pub fn upgrade(&self, upgrade: Upgrade) {
+        if let Err(mpsc::error::SendError(ActorMsg::Upgrade(u))) =
+            self.tx.send(ActorMsg::Upgrade(upgrade))
+        {
+            let _ = u.done.send(Err("the framework is stopping".into()));
+        }
     }
 
     pub fn stop(&self) {
@@ -100,9 +125,11 @@ pub(crate) struct ActorParams {
     pub core: mpsc::UnboundedSender<CoreMsg>,
 }
 
-/// Starts the actor of a framework.
+/// Starts the actor of a framework on the scheduler workers.
 pub(crate) fn spawn(params: ActorParams) -> FrameworkActor {
     let (tx, rx) = mpsc::unbounded_channel();
+    let budget = params.host.config().cpu_per_second;
+    let host = params.host.clone();
     let actor = Actor {
         p: params,
         rx,
@@ -110,9 +137,12 @@ pub(crate) fn spawn(params: ActorParams) -> FrameworkActor {
         instance: None,
         retry: VecDeque::new(),
         failures: 0,
+        failed: None,
         started_before: false,
+        budget: Budget::new(budget),
+        pending_upgrade: None,
     };
-    tokio::spawn(actor.run());
+    host.spawn(actor.run());
     FrameworkActor { tx }
 }
 
@@ -123,22 +153,29 @@ struct Actor {
     instance: Option<SchedulerInstance>,
     /// Deliveries to retry before taking new ones.
     retry: VecDeque<Delivery>,
-    /// Consecutive failures, for the backoff.
+    /// Failures in a row, for the backoff and the FAILED verdict.
     failures: u32,
+    /// Why the framework FAILED, once it has.
+    failed: Option<String>,
     started_before: bool,
+    budget: Budget,
+    /// An upgrade that arrived while deliveries were being abandoned.
+    pending_upgrade: Option<Upgrade>,
 }
 
 impl Actor {
     async fn run(mut self) {
         loop {
-            if self.instance.is_none() {
+            if let Some(u) = self.pending_upgrade.take() {
+                self.upgrade(u).await;
+                continue;
+            }
+            if self.instance.is_none() && self.failed.is_none() {
                 if self.failures > 0 && !self.backoff().await {
                     break;
                 }
                 if let Err(reason) = self.start().await {
-                    self.failures += 1;
-                    tracing::error!(framework = %self.p.record.name, "scheduler failed to start: {reason}");
-                    self.health(false, format!("failed: {reason}"));
+                    self.fail(&format!("cannot start: {reason}"));
                     self.abandon_queued(&reason);
                     continue;
                 }
@@ -149,27 +186,58 @@ impl Actor {
                 Some(d) => d,
                 None => match self.rx.recv().await {
                     Some(ActorMsg::Deliver(d)) => d,
+                    Some(ActorMsg::Upgrade(u)) => {
+                        self.upgrade(u).await;
+                        continue;
+                    }
                     Some(ActorMsg::Stop) | None => break,
                 },
             };
-            if let Err((mut delivery, reason)) = self.call(delivery).await {
-                self.instance = None;
-                self.failures += 1;
-                delivery.attempts += 1;
-                tracing::warn!(
-                    framework = %self.p.record.name,
-                    attempt = delivery.attempts,
-                    "{reason}"
-                );
-                self.health(false, format!("restarting: {reason}"));
-                if delivery.attempts >= MAX_ATTEMPTS {
-                    self.abandon(delivery, &reason);
-                } else {
-                    self.retry.push_front(delivery);
+            if let Some(reason) = &self.failed {
+                let reason =
+                    format!("the framework has FAILED ({reason}); upgrade it to a fixed scheduler");
+                self.abandon(delivery, &reason);
+                continue;
+            }
+            self.budget.wait().await;
+            let started = Instant::now();
+            let result = match self.instance.as_mut() {
+                Some(instance) => call(&self.p, instance, delivery).await,
+                None => Err((delivery, "the scheduler is not running".into())),
+            };
+            self.budget.spend(started.elapsed());
+            match result {
+                Ok(()) => self.failures = 0,
+                Err((mut delivery, reason)) => {
+                    self.instance = None;
+                    delivery.attempts += 1;
+                    self.fail(&reason);
+                    if delivery.attempts >= MAX_ATTEMPTS || self.failed.is_some() {
+                        self.abandon(delivery, &reason);
+                    } else {
+                        self.retry.push_front(delivery);
+                    }
                 }
             }
         }
         tracing::debug!(framework = %self.p.record.name, "framework actor stopped");
+    }
+
+    /// Records a failure; after [`MAX_FAILURES`] in a row the framework
+    /// FAILED.
+    fn fail(&mut self, reason: &str) {
+        self.failures += 1;
+        self.log("error", reason.to_string());
+        if self.failures >= MAX_FAILURES {
+            let verdict = format!("{} failures in a row, the last: {reason}", self.failures);
+            tracing::error!(framework = %self.p.record.name, "FAILED: {verdict}");
+            self.health(false, format!("FAILED: {verdict}"));
+            self.failed = Some(verdict);
+            self.instance = None;
+        } else {
+            tracing::warn!(framework = %self.p.record.name, "{reason}");
+            self.health(false, format!("restarting: {reason}"));
+        }
     }
 
     /// Sleeps before a restart; false if told to stop meanwhile.
@@ -185,6 +253,12 @@ impl Actor {
                     // Offers and submissions must not wait out a long
                     // backoff: a failing scheduler gets them back at once.
                     Some(ActorMsg::Deliver(d)) => self.abandon(d, "the scheduler is restarting after failures"),
+                    Some(ActorMsg::Upgrade(u)) => {
+                        self.upgrade(u).await;
+                        if self.instance.is_some() {
+                            return true;
+                        }
+                    }
                     Some(ActorMsg::Stop) | None => return false,
                 },
             }
@@ -194,32 +268,33 @@ impl Actor {
     /// Compiles (once), instantiates from the committed state, and delivers
     /// `registered`.
     async fn start(&mut self) -> Result<(), String> {
-        if self.component.is_none() {
-            let digest = Digest::parse(&self.p.record.module_digest).map_err(|e| e.to_string())?;
-            let bytes = self
-                .p
-                .modules
-                .read(&self.p.tenant, &digest)
-                .await
-                .map_err(|e| e.to_string())?;
-            let host = self.p.host.clone();
-            let component = tokio::task::spawn_blocking(move || host.compile(&bytes))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            self.component = Some(component);
-        }
+        let component = match &self.component {
+            Some(c) => c.clone(),
+            None => {
+                let c = load_component(&self.p, &self.p.record.module_digest).await?;
+                self.component = Some(c.clone());
+                c
+            }
+        };
+        let instance = self.instantiate(&component).await?;
+        self.instance = Some(instance);
+        Ok(())
+    }
+
+    /// A fresh instance that has been told `registered` (and whose answer
+    /// went to the core).
+    async fn instantiate(
+        &mut self,
+        component: &SchedulerComponent,
+    ) -> Result<SchedulerInstance, String> {
         let kv = load_state(&self.p.committer, &self.p.tenant, &self.p.id).await?;
         let reregistered = self.started_before || !kv.is_empty();
-        let component = self.component.as_ref().expect("compiled above");
-        let instance = self
+        let mut instance = self
             .p
             .host
             .instantiate(component, kv)
             .await
             .map_err(|e| e.to_string())?;
-        self.instance = Some(instance);
-        self.started_before = true;
         let registered = Delivery::plain(Event::Registered(Registration {
             framework_id: self.p.id.clone(),
             name: self.p.record.name.clone(),
@@ -233,31 +308,39 @@ impl Actor {
                 .collect(),
             reregistered,
         }));
-        if let Err((_, reason)) = self.call(registered).await {
-            self.instance = None;
-            return Err(reason);
-        }
-        Ok(())
+        call(&self.p, &mut instance, registered)
+            .await
+            .map_err(|(_, reason)| reason)?;
+        self.started_before = true;
+        Ok(instance)
     }
 
-    /// One callback, its output handed to the core. On failure the delivery
-    /// comes back with the reason.
-    async fn call(&mut self, delivery: Delivery) -> Result<(), (Delivery, String)> {
-        let Some(instance) = self.instance.as_mut() else {
-            return Err((delivery, "the scheduler is not running".into()));
-        };
-        let output = match instance.call(&delivery.event).await {
-            Ok(output) => output,
-            Err(e) => return Err((delivery, e.to_string())),
-        };
-        let msg = CoreMsg::CallbackDone {
-            framework: self.p.id.clone(),
-            delivery,
-            output: Box::new(output),
-        };
-        // An error only means the core is gone: the master is stopping.
-        let _ = self.p.core.send(msg);
-        Ok(())
+    /// Starts the new scheduler beside the old one; only if it starts does
+    /// it take over.
+    async fn upgrade(&mut self, u: Upgrade) {
+        let old_record = std::mem::replace(&mut self.p.record, u.record);
+        match self.instantiate(&u.component).await {
+            Ok(instance) => {
+                self.instance = Some(instance);
+                self.component = Some(u.component);
+                self.failures = 0;
+                self.failed = None;
+                self.log(
+                    "info",
+                    format!("upgraded to {}", self.p.record.module_digest),
+                );
+                self.health(true, "running".into());
+                let _ = u.done.send(Ok(()));
+            }
+            Err(reason) => {
+                self.p.record = old_record;
+                self.log(
+                    "warn",
+                    format!("upgrade refused, the old scheduler keeps running: {reason}"),
+                );
+                let _ = u.done.send(Err(reason));
+            }
+        }
     }
 
     fn abandon(&self, delivery: Delivery, reason: &str) {
@@ -275,10 +358,10 @@ impl Actor {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 ActorMsg::Deliver(d) => self.abandon(d, reason),
-                ActorMsg::Stop => {
-                    // Put the stop back in effect: close the queue.
-                    self.rx.close();
-                }
+                // Not dropped with the deliveries: an upgrade is how a
+                // failing framework gets fixed.
+                ActorMsg::Upgrade(u) => self.pending_upgrade = Some(u),
+                ActorMsg::Stop => self.rx.close(),
             }
         }
     }
@@ -290,6 +373,55 @@ impl Actor {
             status,
         });
     }
+
+    fn log(&self, level: &'static str, message: String) {
+        let _ = self.p.core.send(CoreMsg::FrameworkLog {
+            framework: self.p.id.clone(),
+            level,
+            message,
+        });
+    }
+}
+
+/// One callback, its output handed to the core. On failure the delivery
+/// comes back with the reason.
+async fn call(
+    p: &ActorParams,
+    instance: &mut SchedulerInstance,
+    delivery: Delivery,
+) -> Result<(), (Delivery, String)> {
+    let output = match instance.call(&delivery.event).await {
+        Ok(output) => output,
+        Err(e) => return Err((delivery, e.to_string())),
+    };
+    let msg = CoreMsg::CallbackDone {
+        framework: p.id.clone(),
+        delivery,
+        output: Box::new(output),
+    };
+    // An error only means the core is gone: the master is stopping.
+    let _ = p.core.send(msg);
+    Ok(())
+}
+
+/// The compiled scheduler of `digest` (compiled once per digest by the
+/// host, off the async threads).
+pub(crate) async fn load_component(
+    p: &ActorParams,
+    digest: &str,
+) -> Result<SchedulerComponent, String> {
+    let parsed = Digest::parse(digest).map_err(|e| e.to_string())?;
+    let bytes = p
+        .modules
+        .read(&p.tenant, &parsed)
+        .await
+        .map_err(|e| e.to_string())?;
+    let host = p.host.clone();
+    let key = digest.to_string();
+    tokio::task::spawn_blocking(move || host.compile_cached(&key, &bytes))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// A framework's key-value state as the core will have committed it (its
@@ -308,4 +440,43 @@ async fn load_state(
         .into_iter()
         .map(|(k, v)| (k[prefix.len()..].to_string(), v))
         .collect())
+}
+
+/// Callback time a framework may still use: refilled at `rate` per second,
+/// up to one second's worth. When spent, the next callback waits.
+struct Budget {
+    rate: Duration,
+    left: f64,
+    at: Instant,
+}
+
+impl Budget {
+    fn new(rate: Duration) -> Self {
+        Self {
+            rate,
+            left: rate.as_secs_f64(),
+            at: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let cap = self.rate.as_secs_f64();
+        self.left = (self.left + now.duration_since(self.at).as_secs_f64() * cap).min(cap);
+        self.at = now;
+    }
+
+    async fn wait(&mut self) {
+        self.refill();
+        if self.left < 0.0 && !self.rate.is_zero() {
+            let secs = -self.left / self.rate.as_secs_f64();
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            self.refill();
+        }
+    }
+
+    fn spend(&mut self, used: Duration) {
+        self.refill();
+        self.left -= used.as_secs_f64();
+    }
 }

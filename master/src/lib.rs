@@ -24,6 +24,7 @@ mod commit;
 mod config;
 mod core;
 mod framework;
+mod frameworks;
 mod http;
 mod jobs;
 mod keys;
@@ -183,7 +184,11 @@ pub async fn start_with_store(
     let epoch = next_epoch(&committer).await?;
     let modules = ModuleStore::open(&config.data_dir, committer.clone(), config.max_module_bytes)
         .map_err(MasterError::Modules)?;
-    let host = SchedHost::new(config.schedhost.clone())?;
+    let mut schedhost = config.schedhost.clone();
+    if schedhost.compile_cache_dir.is_none() {
+        schedhost.compile_cache_dir = Some(config.data_dir.join("compiled"));
+    }
+    let host = SchedHost::new(schedhost)?;
     let logs = LogRouter::default();
     let (shutdown, shutdown_rx) = watch_channel::channel(false);
 
@@ -193,7 +198,7 @@ pub async fn start_with_store(
             cfg: cfg.clone(),
             committer: committer.clone(),
             modules: modules.clone(),
-            host,
+            host: host.clone(),
             epoch,
             advertise: advertise.clone(),
         },
@@ -207,6 +212,7 @@ pub async fn start_with_store(
             committer: committer.clone(),
             modules: modules.clone(),
             logs: logs.clone(),
+            host: host.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE),

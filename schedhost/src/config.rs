@@ -23,6 +23,16 @@ pub struct SchedHostConfig {
     pub kv_quota_bytes: usize,
     /// Bytes of log lines kept per callback; the rest are counted and dropped.
     pub log_bytes_per_callback: usize,
+    /// Callback time a framework may use per second (a token bucket over
+    /// one second); past it, its next callback waits. Keeps one busy
+    /// framework from taking the scheduler workers from the others.
+    pub cpu_per_second: Duration,
+    /// Threads that run scheduler callbacks, apart from the master's
+    /// network and store work.
+    pub worker_threads: usize,
+    /// Compiled components are kept here across restarts (a large component
+    /// takes seconds to compile). `None`: compile on every start.
+    pub compile_cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SchedHostConfig {
@@ -35,6 +45,9 @@ impl Default for SchedHostConfig {
             epoch_tick: Duration::from_millis(10),
             kv_quota_bytes: 64 << 20,
             log_bytes_per_callback: 64 << 10,
+            cpu_per_second: Duration::from_millis(500),
+            worker_threads: 2,
+            compile_cache_dir: None,
         }
     }
 }

@@ -18,6 +18,10 @@ pub enum LoadError {
         "the component does not implement the wasmesos:scheduler@0.1.0 world: {0} (build it against wit/scheduler.wit, e.g. with the Rust SDK)"
     )]
     WrongWorld(String),
+    #[error(
+        "the component targets {found}; this master hosts {supported} (rebuild it against a supported wit/scheduler.wit)"
+    )]
+    WrongVersion { found: String, supported: String },
     #[error("the scheduler failed while starting: {0}")]
     Start(String),
     #[error("cannot set up the scheduler engine: {0}")]

@@ -1,10 +1,13 @@
 //! The scheduler host: one wasmtime engine (fuel and epoch interruption on)
-//! and linker shared by every framework, an epoch ticker, and compilation of
-//! scheduler components into ready-to-instantiate form.
+//! and linker shared by every framework, an epoch ticker, a worker pool of
+//! its own for callbacks, and compilation of scheduler components into
+//! ready-to-instantiate form (cached by digest in memory, and on disk when a
+//! cache directory is given).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -28,16 +31,28 @@ pub struct SchedHost {
     inner: Arc<Inner>,
 }
 
+/// The world versions this host implements.
+pub const SUPPORTED_WORLDS: &[&str] = &["wasmesos:scheduler@0.1.0"];
+
+/// Compiled components kept in memory, by digest.
+const CACHED_COMPONENTS: usize = 64;
+
 struct Inner {
     engine: Engine,
     linker: Linker<StoreData>,
     config: SchedHostConfig,
     stop_ticker: Arc<AtomicBool>,
+    workers: Option<tokio::runtime::Runtime>,
+    components: Mutex<VecDeque<(String, SchedulerComponent)>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stop_ticker.store(true, Ordering::Relaxed);
+        if let Some(rt) = self.workers.take() {
+            // Never blocks, so dropping the host inside async code is fine.
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -50,6 +65,14 @@ impl SchedHost {
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
             .consume_fuel(true);
+        if let Some(dir) = &config.compile_cache_dir {
+            let mut cc = wasmtime::CacheConfig::new();
+            cc.with_directory(dir);
+            let cache = wasmtime::Cache::new(cc).map_err(|e| {
+                LoadError::Engine(format!("compile cache in {}: {e}", dir.display()))
+            })?;
+            wasm.cache(Some(cache));
+        }
         let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(e.to_string()))?;
         let mut linker = Linker::<StoreData>::new(&engine);
         Scheduler::add_to_linker::<StoreData, HasSelf<SchedState>>(&mut linker, |d| &mut d.state)
@@ -60,14 +83,59 @@ impl SchedHost {
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.epoch_tick, stop_ticker.clone())
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        let workers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.max(1))
+            .thread_name("schedhost-worker")
+            .enable_all()
+            .build()
+            .map_err(|e| LoadError::Engine(format!("cannot start the scheduler workers: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 config,
                 stop_ticker,
+                workers: Some(workers),
+                components: Mutex::new(VecDeque::new()),
             }),
         })
+    }
+
+    /// Runs `future` on the scheduler workers, apart from the caller's
+    /// threads: callbacks never compete with the master's network and
+    /// store work for a thread.
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.inner.workers {
+            Some(rt) => rt.spawn(future),
+            None => tokio::spawn(future),
+        }
+    }
+
+    fn components(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, SchedulerComponent)>> {
+        self.inner
+            .components
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`compile`](Self::compile), remembering the result under `key` (the
+    /// module's digest): deploying, restarting and upgrading a framework
+    /// compile each component once.
+    pub fn compile_cached(&self, key: &str, bytes: &[u8]) -> Result<SchedulerComponent, LoadError> {
+        if let Some((_, c)) = self.components().iter().find(|(k, _)| k == key) {
+            return Ok(c.clone());
+        }
+        let component = self.compile(bytes)?;
+        let mut cache = self.components();
+        if cache.len() >= CACHED_COMPONENTS {
+            cache.pop_front();
+        }
+        cache.push_back((key.to_string(), component.clone()));
+        Ok(component)
     }
 
     /// The limits this host applies.
@@ -85,6 +153,7 @@ impl SchedHost {
         }
         let component = Component::new(&self.inner.engine, bytes)
             .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        check_version(&self.inner.engine, &component)?;
         let pre = self
             .inner
             .linker
@@ -145,4 +214,24 @@ fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> std::i
             }
         })
         .map(|_| ())
+}
+
+/// Refuses a component built against another version of our package, naming
+/// the versions this host implements.
+fn check_version(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        let Some(rest) = name.strip_prefix("wasmesos:scheduler/") else {
+            continue;
+        };
+        let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
+        let world = format!("wasmesos:scheduler@{version}");
+        if !SUPPORTED_WORLDS.contains(&world.as_str()) {
+            return Err(LoadError::WrongVersion {
+                found: world,
+                supported: SUPPORTED_WORLDS.join(", "),
+            });
+        }
+    }
+    Ok(())
 }

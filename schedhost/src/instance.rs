@@ -117,12 +117,35 @@ pub(crate) fn classify(
 /// a panic's message is printed there just before the trap it causes, and
 /// is the part the scheduler's author needs.
 fn trap_message(error: &wasmtime::Error, store: &Store<StoreData>) -> String {
-    let said = store.data().state.stderr.text();
-    if said.is_empty() {
-        format!("{error:#}")
-    } else {
-        format!("{said}\n{error:#}")
+    // The trap itself, without wasmtime's backtrace of unnamed functions.
+    let trap = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    };
+    match panic_message(&store.data().state.stderr.text()) {
+        Some(said) => format!("{said} ({trap})"),
+        None => trap,
     }
+}
+
+/// What a guest said on stderr before trapping, on one line: a Rust panic
+/// (`thread '…' panicked at FILE:LINE:COL:` then the message) reads
+/// `panicked at FILE:LINE:COL: message`; Rust's hint about backtraces is
+/// dropped.
+fn panic_message(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let joined = lines.join(" ");
+    Some(match joined.find("panicked at ") {
+        Some(at) => joined[at..].to_string(),
+        None => joined,
+    })
 }
 
 /// A scheduler ready to receive events, one at a time.
@@ -238,5 +261,21 @@ type Dispatched = (
 impl wasmtime_wasi::WasiView for StoreData {
     fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
         self.state.ctx()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn panics_read_on_one_line() {
+        let stderr = "thread '<unnamed>' (1) panicked at chaos/src/lib.rs:94:26:\nchaos: trap requested\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).unwrap(),
+            "panicked at chaos/src/lib.rs:94:26: chaos: trap requested"
+        );
+        assert_eq!(panic_message("  \n"), None);
+        assert_eq!(panic_message("plain words").unwrap(), "plain words");
     }
 }

@@ -8,5 +8,6 @@
 mod harness;
 
 mod bad_input;
+mod frameworks;
 mod lifecycle;
 mod submit;

@@ -77,6 +77,12 @@ impl Core {
         let tenant = fw.tenant.clone();
         let name = fw.record.name.clone();
         log_output(&name, &delivery.event, &output);
+        for line in &output.logs {
+            self.framework_log(&fw_id, level_name(line.level), line.message.clone());
+        }
+        for reason in &output.rejected {
+            self.framework_log(&fw_id, "warn", format!("command rejected: {reason}"));
+        }
 
         let mut plan = Plan::default();
         let prefix = keys::fw_kv_prefix(&tenant, &fw_id);
@@ -116,12 +122,22 @@ impl Core {
         self.lapse(&fw_id, context_offers);
         self.allocation_pending = true;
         let jobs: Vec<proto::Job> = plan.jobs.into_values().collect();
-        let submit = match delivery.context {
-            Context::Submit(p) => Some(p),
-            _ => None,
+        let (submit, message) = match delivery.context {
+            Context::Submit(p) => (Some(p), None),
+            Context::Message(reply) => (None, Some(reply)),
+            _ => (None, None),
         };
         let reply = output.reply;
         self.write(plan.ops, move |core| {
+            if let Some(to) = message {
+                let _ = to.send(match reply.clone() {
+                    Some(Ok(body)) => Ok(proto::SendMessageResponse { body }),
+                    Some(Err(refusal)) => Err(Status::failed_precondition(format!(
+                        "framework {name} refused the message: {refusal}"
+                    ))),
+                    None => Ok(proto::SendMessageResponse::default()),
+                });
+            }
             for after in visible {
                 after(core);
             }
@@ -158,7 +174,8 @@ impl Core {
             .get(fw_id)
             .map(|f| f.record.name.clone())
             .unwrap_or_else(|| fw_id.to_string());
-        tracing::error!(framework = %name, event = delivery.event.name(), "event abandoned: {reason}");
+        let delivery_name = delivery.event.name();
+        tracing::error!(framework = %name, event = delivery_name, "event abandoned: {reason}");
         match delivery.context {
             Context::Offers(ids) => self.lapse(fw_id, ids.into_iter().collect()),
             Context::Submit(p) => {
@@ -167,8 +184,18 @@ impl Core {
                 ));
                 self.answer_submit(*p, Err(status));
             }
+            Context::Message(reply) => {
+                let _ = reply.send(Err(Status::unavailable(format!(
+                    "framework {name}'s scheduler failed on the message: {reason}"
+                ))));
+            }
             Context::None => {}
         }
+        self.framework_log(
+            fw_id,
+            "error",
+            format!("{} abandoned: {reason}", delivery_name),
+        );
     }
 
     /// The job record (and idempotency key) of an accepted submission.
@@ -393,7 +420,7 @@ impl Core {
         let key = keys::job(tenant, &job_id);
         let job = match plan.jobs.get(&key) {
             Some(j) => Some(j.clone()),
-            None => self.committer.get::<proto::Job>(&key).await?,
+            None => self.committer.read::<proto::Job>(&key).await?,
         };
         Ok(job
             .filter(|j| j.framework_id == fw.as_str())
@@ -416,7 +443,7 @@ impl Core {
         let store_key = keys::task(tenant, fw, &t.task_id);
         let taken = self.tasks.contains_key(&key)
             || plan.launched.contains(&key)
-            || self.committer.get_raw(&store_key).await?.is_some();
+            || self.committer.read_raw(&store_key).await?.is_some();
         let mut record = proto::Task {
             task_id: t.task_id.to_string(),
             tenant: tenant.to_string(),
@@ -461,7 +488,7 @@ impl Core {
             let key = (fw.clone(), id.clone());
             let record = match self.tasks.get(&key) {
                 Some(t) => Some(t.record.clone()),
-                None => self.committer.get(&keys::task(tenant, fw, &id)).await?,
+                None => self.committer.read(&keys::task(tenant, fw, &id)).await?,
             };
             out.push(record.unwrap_or_else(|| {
                 let mut r = proto::Task {
@@ -765,4 +792,14 @@ fn log_output(framework: &str, event: &Event, output: &CallbackOutput) {
         commands = output.commands.len(),
         "callback"
     );
+}
+
+fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    }
 }

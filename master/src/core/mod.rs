@@ -16,6 +16,7 @@
 mod agents;
 mod allocation;
 mod callbacks;
+mod lifecycle;
 mod query;
 mod recover;
 mod status;
@@ -30,7 +31,7 @@ use tonic::Status;
 use wasmesos_allocator::Filter;
 use wasmesos_api::proto::{self, MasterMessage, master_message};
 use wasmesos_api::{AgentId, FrameworkId, OfferId, Principal, Resources, TaskId, TenantId};
-use wasmesos_schedhost::{CallbackOutput, SchedHost};
+use wasmesos_schedhost::{CallbackOutput, SchedHost, SchedulerComponent};
 use wasmesos_store::Op;
 
 use crate::commit::{CommitError, Committed, Committer, Pipeline};
@@ -38,6 +39,7 @@ use crate::config::MasterConfig;
 use crate::framework::{Delivery, FrameworkActor};
 use crate::modules::ModuleStore;
 
+pub(crate) use lifecycle::MAX_MESSAGE_BYTES;
 pub(crate) use query::Query;
 pub(crate) use submit::ResolvedTask;
 
@@ -114,6 +116,40 @@ pub(crate) enum CoreMsg {
         framework: FrameworkId,
         healthy: bool,
         status: String,
+    },
+    /// A line for a framework's log from its actor (failures, upgrades).
+    FrameworkLog {
+        framework: FrameworkId,
+        level: &'static str,
+        message: String,
+    },
+    Deploy {
+        principal: Principal,
+        request: proto::DeployFrameworkRequest,
+        reply: oneshot::Sender<Result<proto::Framework, Status>>,
+    },
+    Upgrade {
+        principal: Principal,
+        request: proto::UpgradeFrameworkRequest,
+        component: SchedulerComponent,
+        reply: oneshot::Sender<Result<proto::Framework, Status>>,
+    },
+    /// A framework's actor has tried its new scheduler.
+    Upgraded {
+        framework: FrameworkId,
+        record: proto::Framework,
+        outcome: Result<(), String>,
+        reply: oneshot::Sender<Result<proto::Framework, Status>>,
+    },
+    Remove {
+        principal: Principal,
+        name: String,
+        reply: oneshot::Sender<Result<proto::RemoveFrameworkResponse, Status>>,
+    },
+    SendMessage {
+        principal: Principal,
+        request: proto::SendMessageRequest,
+        reply: oneshot::Sender<Result<proto::SendMessageResponse, Status>>,
     },
     Timer {
         framework: FrameworkId,
@@ -197,6 +233,7 @@ pub(crate) struct FrameworkEntry {
     tasks_running: u32,
     callbacks: u64,
     failures: u64,
+    log: VecDeque<proto::FrameworkLogLine>,
 }
 
 pub(crate) struct ActiveTask {
@@ -409,9 +446,62 @@ impl Core {
                     fw.status = status;
                     if !healthy {
                         fw.failures += 1;
+                        // Its offers went back (the actor abandons them);
+                        // withdraw any it was holding too.
+                        let held: Vec<OfferId> = fw.offers.keys().cloned().collect();
+                        for offer in held {
+                            self.remove_offer(&framework, &offer);
+                        }
                     }
                     self.allocation_pending = true;
                 }
+                Ok(())
+            }
+            CoreMsg::FrameworkLog {
+                framework,
+                level,
+                message,
+            } => {
+                self.framework_log(&framework, level, message);
+                Ok(())
+            }
+            CoreMsg::Deploy {
+                principal,
+                request,
+                reply,
+            } => {
+                self.deploy(principal, request, reply);
+                Ok(())
+            }
+            CoreMsg::Upgrade {
+                principal,
+                request,
+                component,
+                reply,
+            } => {
+                self.upgrade(principal, request, component, reply);
+                Ok(())
+            }
+            CoreMsg::Upgraded {
+                framework,
+                record,
+                outcome,
+                reply,
+            } => {
+                self.upgraded(framework, record, outcome, reply);
+                Ok(())
+            }
+            CoreMsg::Remove {
+                principal,
+                name,
+                reply,
+            } => self.remove(principal, name, reply).await,
+            CoreMsg::SendMessage {
+                principal,
+                request,
+                reply,
+            } => {
+                self.send_message(principal, request, reply);
                 Ok(())
             }
             CoreMsg::Timer {

@@ -4,7 +4,7 @@
 
 use tokio::sync::oneshot;
 use wasmesos_api::proto;
-use wasmesos_api::{Resources, TenantId};
+use wasmesos_api::{Principal, Resources, TenantId};
 
 use super::Core;
 
@@ -14,6 +14,12 @@ pub(crate) enum Query {
     /// Frameworks of one tenant, or of all (`None`, for operators).
     Frameworks(Option<TenantId>, oneshot::Sender<Vec<proto::Framework>>),
     Status(oneshot::Sender<proto::ClusterStatus>),
+    /// One framework with its log, as a principal may see it.
+    Framework(
+        Principal,
+        String,
+        oneshot::Sender<Result<proto::FrameworkDetail, tonic::Status>>,
+    ),
 }
 
 impl Core {
@@ -27,6 +33,9 @@ impl Core {
             }
             Query::Status(reply) => {
                 let _ = reply.send(self.status());
+            }
+            Query::Framework(principal, name, reply) => {
+                let _ = reply.send(self.framework_detail(&principal, &name));
             }
         }
     }
@@ -53,7 +62,7 @@ impl Core {
             .collect()
     }
 
-    fn framework_views(&self, tenant: Option<&TenantId>) -> Vec<proto::Framework> {
+    pub(super) fn framework_views(&self, tenant: Option<&TenantId>) -> Vec<proto::Framework> {
         let total = self.cluster_total();
         self.frameworks
             .values()

@@ -5,16 +5,15 @@
 //! again. The built-in jobs framework is deployed, or upgraded in place when
 //! the bundled scheduler changed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use wasmesos_api::proto::{self, AgentState};
 use wasmesos_api::{AgentId, FrameworkId, Resources, TaskId, TenantId, now_ms};
 use wasmesos_store::Op;
 
-use super::{ActiveTask, AgentEntry, Core, FrameworkEntry};
+use super::{ActiveTask, AgentEntry, Core};
 use crate::commit::{CommitError, put};
-use crate::framework::{self, ActorParams};
 use crate::keys;
 
 /// The write that persists counter `name` at `value`.
@@ -148,7 +147,7 @@ impl Core {
                 reason: e.to_string(),
             })?;
         let key = keys::framework(&tenant, super::submit::DEFAULT_FRAMEWORK);
-        let existing: Option<proto::Framework> = self.committer.get(&key).await?;
+        let existing: Option<proto::Framework> = self.committer.read(&key).await?;
         let mut ops = Vec::new();
         let record = match existing {
             Some(r) if r.module_digest == module.digest => return Ok(()),
@@ -176,42 +175,5 @@ impl Core {
         ops.push(put(key, &record));
         self.committer.commit(ops).await?;
         Ok(())
-    }
-
-    fn start_framework(&mut self, record: proto::Framework) {
-        let (Ok(id), Ok(tenant)) = (
-            FrameworkId::new(record.framework_id.clone()),
-            TenantId::new(record.tenant.clone()),
-        ) else {
-            tracing::error!(framework = %record.name, "stored framework has a malformed id; skipped");
-            return;
-        };
-        let actor = framework::spawn(ActorParams {
-            id: id.clone(),
-            tenant: tenant.clone(),
-            record: record.clone(),
-            host: self.host.clone(),
-            modules: self.modules.clone(),
-            committer: self.committer.clone(),
-            core: self.me.clone(),
-        });
-        self.frameworks.insert(
-            id,
-            FrameworkEntry {
-                record,
-                tenant,
-                actor,
-                allocated: Resources::empty(),
-                suppressed: false,
-                healthy: false,
-                status: "starting".into(),
-                filters: Vec::new(),
-                offers: HashMap::new(),
-                timers: HashMap::new(),
-                tasks_running: 0,
-                callbacks: 0,
-                failures: 0,
-            },
-        );
     }
 }

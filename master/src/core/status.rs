@@ -168,7 +168,7 @@ impl Core {
             return Ok(None);
         };
         let key = keys::job(tenant, &job_id);
-        let Some(mut job) = self.committer.get::<proto::Job>(&key).await? else {
+        let Some(mut job) = self.committer.read::<proto::Job>(&key).await? else {
             return Ok(None);
         };
         change(&mut job, task);

@@ -159,18 +159,12 @@ impl Core {
             if self.idem_waiters.contains_key(&idem) {
                 return Ok(Prepared::InFlight(idem));
             }
-            if let Some(kv) = self
-                .committer
-                .store()
-                .get(&idem)
-                .await
-                .map_err(|e| Err(e.into()))?
-            {
-                let job_id = String::from_utf8_lossy(&kv.value).to_string();
+            if let Some(value) = self.committer.read_raw(&idem).await.map_err(Err)? {
+                let job_id = String::from_utf8_lossy(&value).to_string();
                 let job = match JobId::new(job_id.clone()) {
                     Ok(id) => self
                         .committer
-                        .get::<proto::Job>(&keys::job(&tenant, &id))
+                        .read::<proto::Job>(&keys::job(&tenant, &id))
                         .await
                         .map_err(Err)?,
                     Err(_) => None,
@@ -250,7 +244,7 @@ impl Core {
         let Some(active) = self.tasks.get_mut(&key) else {
             let record: Option<proto::Task> = self
                 .committer
-                .get(&keys::task(&tenant, &key.0, &key.1))
+                .read(&keys::task(&tenant, &key.0, &key.1))
                 .await?;
             let _ = reply.send(Err(Status::failed_precondition(match record {
                 Some(r) => format!("task {} already ended: {}", r.task_id, r.state().name()),
@@ -282,7 +276,7 @@ impl Core {
             return Ok(Err(Status::permission_denied("not your job")));
         }
         let key = keys::job(tenant, job_id);
-        let Some(mut job) = self.committer.get::<proto::Job>(&key).await? else {
+        let Some(mut job) = self.committer.read::<proto::Job>(&key).await? else {
             return Ok(Err(Status::not_found(format!("no job {job_id}"))));
         };
         if job.state() != JobState::Queued {
