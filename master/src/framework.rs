@@ -16,7 +16,9 @@
 //! whole master; the next one starts every scheduler from what committed.)
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
@@ -84,7 +86,7 @@ pub(crate) struct Upgrade {
 
 enum ActorMsg {
     Deliver(Delivery),
-    Upgrade(Upgrade),
+    Upgrade(Box<Upgrade>),
     Stop,
 }
 
@@ -103,7 +105,7 @@ impl FrameworkActor {
     /// Asks the actor to swap in a new scheduler, keeping the state.
     pub fn upgrade(&self, upgrade: Upgrade) {
         if let Err(mpsc::error::SendError(ActorMsg::Upgrade(u))) =
-            self.tx.send(ActorMsg::Upgrade(upgrade))
+            self.tx.send(ActorMsg::Upgrade(Box::new(upgrade)))
         {
             let _ = u.done.send(Err("the framework is stopping".into()));
         }
@@ -160,7 +162,7 @@ struct Actor {
     started_before: bool,
     budget: Budget,
     /// An upgrade that arrived while deliveries were being abandoned.
-    pending_upgrade: Option<Upgrade>,
+    pending_upgrade: Option<Box<Upgrade>>,
 }
 
 impl Actor {
@@ -317,7 +319,8 @@ impl Actor {
 
     /// Starts the new scheduler beside the old one; only if it starts does
     /// it take over.
-    async fn upgrade(&mut self, u: Upgrade) {
+    async fn upgrade(&mut self, u: Box<Upgrade>) {
+        let u = *u;
         let old_record = std::mem::replace(&mut self.p.record, u.record);
         match self.instantiate(&u.component).await {
             Ok(instance) => {
@@ -478,5 +481,32 @@ impl Budget {
     fn spend(&mut self, used: Duration) {
         self.refill();
         self.left -= used.as_secs_f64();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_framework_over_its_budget_waits_for_it_to_refill() {
+        let mut budget = Budget::new(Duration::from_millis(500));
+        // Within budget: no wait.
+        let t0 = Instant::now();
+        budget.wait().await;
+        assert_eq!(Instant::now(), t0);
+        // A callback that used 800 ms leaves the budget 300 ms short, which
+        // takes 0.6 s to refill at 500 ms per second.
+        budget.spend(Duration::from_millis(800));
+        budget.wait().await;
+        let waited = Instant::now() - t0;
+        assert!(
+            waited >= Duration::from_millis(590) && waited <= Duration::from_millis(610),
+            "{waited:?}"
+        );
+        // Idle time refills it, but never beyond one second's worth.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        budget.refill();
+        assert!((budget.left - 0.5).abs() < 1e-9);
     }
 }

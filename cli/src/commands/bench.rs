@@ -68,6 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             limits: Some(Limits::default()),
         }),
         max_attempts: 1,
+        priority: 0,
     };
     println!(
         "# wasmesos bench unix_ms={} master={} module={} cpus={} mem={}",

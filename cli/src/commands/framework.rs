@@ -255,7 +255,10 @@ fn show(f: &Framework) -> String {
     );
     line(
         "callbacks",
-        format!("{} ({} failed)", f.callbacks, f.callback_failures),
+        format!(
+            "{} ({} failed) · p50 {}µs · p99 {}µs",
+            f.callbacks, f.callback_failures, f.callback_p50_us, f.callback_p99_us
+        ),
     );
     line("deployed", ago(f.registered_ms));
     out

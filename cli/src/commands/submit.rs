@@ -62,6 +62,9 @@ pub struct Args {
     /// Attempts before the job counts as failed.
     #[arg(long, default_value = "1")]
     pub attempts: u32,
+    /// Higher runs first (jobs of equal priority run in submission order).
+    #[arg(long, default_value = "0", allow_negative_numbers = true)]
+    pub priority: i32,
     /// Submitting again with the same key returns the same job.
     #[arg(long)]
     pub idempotency_key: Option<String>,
@@ -111,6 +114,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }),
         }),
         max_attempts: args.attempts.max(1),
+        priority: args.priority,
     };
     let response = client
         .submit(SubmitRequest {

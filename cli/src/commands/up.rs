@@ -148,6 +148,7 @@ async fn demo(master: &str, hello: &Path) -> anyhow::Result<()> {
             limits: Some(Limits::default()),
         }),
         max_attempts: 1,
+        priority: 0,
     };
     let job = client
         .submit(SubmitRequest {

@@ -25,6 +25,8 @@ use crate::{jobs, keys};
 
 /// Most timers one framework may have armed.
 const MAX_TIMERS: usize = 1000;
+/// Callback durations kept per framework, for its latency figures.
+pub(super) const LATENCY_SAMPLES: usize = 1024;
 
 /// A task accepted for launch.
 struct Planned {
@@ -74,6 +76,11 @@ impl Core {
             return Ok(());
         };
         fw.callbacks += 1;
+        if fw.latencies.len() >= LATENCY_SAMPLES {
+            fw.latencies.pop_front();
+        }
+        fw.latencies
+            .push_back(output.elapsed.as_micros().min(u32::MAX as u128) as u32);
         let tenant = fw.tenant.clone();
         let name = fw.record.name.clone();
         log_output(&name, &delivery.event, &output);
@@ -514,6 +521,10 @@ impl Core {
                 tasks,
             } => return self.apply_launch(fw_id, agent, offers, tasks),
             Effect::Refused(records) => {
+                for r in &records {
+                    let line = format!("launch of {} refused: {}", r.task_id, r.message);
+                    self.framework_log(fw_id, "warn", line);
+                }
                 return Some(Box::new(move |core: &mut Core| {
                     for r in records {
                         core.publish(ClusterEvent::Task(r.clone()));

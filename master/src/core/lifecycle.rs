@@ -102,6 +102,7 @@ impl Core {
                 callbacks: 0,
                 failures: 0,
                 log: VecDeque::new(),
+                latencies: VecDeque::new(),
             },
         );
     }

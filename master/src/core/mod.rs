@@ -234,6 +234,8 @@ pub(crate) struct FrameworkEntry {
     callbacks: u64,
     failures: u64,
     log: VecDeque<proto::FrameworkLogLine>,
+    /// Durations of recent callbacks, in microseconds.
+    latencies: VecDeque<u32>,
 }
 
 pub(crate) struct ActiveTask {

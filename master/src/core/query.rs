@@ -79,6 +79,16 @@ impl Core {
                 };
                 r.callbacks = f.callbacks;
                 r.callback_failures = f.failures;
+                let mut sorted: Vec<u32> = f.latencies.iter().copied().collect();
+                sorted.sort_unstable();
+                let at = |p: f64| {
+                    sorted
+                        .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
+                        .copied()
+                        .unwrap_or(0) as u64
+                };
+                r.callback_p50_us = at(0.5);
+                r.callback_p99_us = at(0.99);
                 r
             })
             .collect()

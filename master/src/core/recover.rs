@@ -101,6 +101,11 @@ impl Core {
                 },
             );
         }
+        // Each scheduler hears, after `registered`, where its tasks stand:
+        // implicit reconciliation, so no framework has to ask.
+        for (key, task) in &self.tasks {
+            self.notify_framework(&key.0, &task.record, true);
+        }
         for key in lost {
             self.master_transition(
                 &key,

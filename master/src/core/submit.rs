@@ -309,7 +309,7 @@ fn submission_json(job_id: &str, spec: &proto::JobSpec) -> Vec<u8> {
     let task = spec.task.clone().unwrap_or_default();
     let r = task.resources.unwrap_or_default();
     let l = task.limits.unwrap_or_default();
-    serde_json::json!({
+    let mut body = serde_json::json!({
         "job_id": job_id,
         "name": spec.name,
         "max_attempts": spec.max_attempts.max(1),
@@ -329,7 +329,11 @@ fn submission_json(job_id: &str, spec: &proto::JobSpec) -> Vec<u8> {
                 "log_bytes": l.log_bytes,
             },
         },
-    })
-    .to_string()
-    .into_bytes()
+    });
+    // Only when set: a scheduler that predates priorities (and refuses
+    // unknown fields) still accepts ordinary jobs.
+    if spec.priority != 0 {
+        body["priority"] = spec.priority.into();
+    }
+    body.to_string().into_bytes()
 }
