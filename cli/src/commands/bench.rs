@@ -38,6 +38,12 @@ pub struct Args {
     /// Submissions in flight at once while queueing.
     #[arg(long, default_value = "64")]
     pub concurrency: usize,
+    /// Also deploy this many schedulers and measure their callbacks.
+    #[arg(long, default_value = "0")]
+    pub frameworks: usize,
+    /// Jobs per framework per round with `--frameworks`.
+    #[arg(long, default_value = "5")]
+    pub frameworks_jobs: usize,
     /// The module to run (default: the bundled hello task).
     #[arg(long)]
     pub module: Option<PathBuf>,
@@ -83,6 +89,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.jobs > 0 {
         throughput(&client, &spec, args.jobs, args.concurrency.max(1)).await?;
+    }
+    if args.frameworks > 0 {
+        crate::commands::bench_frameworks::run(
+            &mut client,
+            &spec,
+            args.frameworks,
+            args.frameworks_jobs,
+        )
+        .await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod agents;
 pub mod bench;
+pub mod bench_frameworks;
 pub mod framework;
 pub mod frameworks;
 pub mod logs;

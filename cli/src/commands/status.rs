@@ -36,5 +36,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("frameworks  {}", s.frameworks);
     println!("tasks       {} active", s.tasks_active);
     println!("resources   cpus {cpus}  mem {mem}  disk {disk} (used/total)");
+    println!(
+        "memory      {} resident",
+        wasmesos_api::format_size(s.rss_bytes)
+    );
     Ok(ExitCode::SUCCESS)
 }

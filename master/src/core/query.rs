@@ -110,6 +110,21 @@ impl Core {
             total: Some((&self.cluster_total()).into()),
             used: Some((&used).into()),
             started_ms: self.started_ms,
+            rss_bytes: resident_bytes(),
         }
     }
+}
+
+/// This process's resident memory (Linux `VmRSS`), or 0 where unknown.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
 }
