@@ -8,6 +8,8 @@ use std::time::Duration;
 use wasmesos_api::Resources;
 use wasmesos_runtime::RuntimeConfig;
 
+use crate::retention::RetentionPolicy;
+
 /// Everything an agent needs to start.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -25,8 +27,20 @@ pub struct AgentConfig {
     pub work_dir: PathBuf,
     /// How the agent names itself; defaults to the machine's hostname.
     pub hostname: Option<String>,
-    /// The task runtime's settings.
+    /// The task runtime's settings (its pools are sized from `max_tasks`
+    /// and `max_metered_tasks`).
     pub runtime: RuntimeConfig,
+    /// Threads tasks run on; 0: the agent's cpus, rounded up.
+    pub task_threads: usize,
+    /// Tasks running at once; more wait for a slot. Sizes the runtime's
+    /// pooling allocator, and must fit the machine's memory-mapping and
+    /// open-file limits (checked at start).
+    pub max_tasks: u32,
+    /// Tasks with a fuel limit running at once (they need a second pool);
+    /// 0: a quarter of `max_tasks`.
+    pub max_metered_tasks: u32,
+    /// When finished tasks' sandboxes and logs are removed.
+    pub retention: RetentionPolicy,
     /// Longest wait between attempts to reach a master.
     pub max_reconnect_delay: Duration,
 }
@@ -43,7 +57,44 @@ impl AgentConfig {
             work_dir,
             hostname: None,
             runtime: RuntimeConfig::default(),
+            task_threads: 0,
+            max_tasks: 1000,
+            max_metered_tasks: 0,
+            retention: RetentionPolicy::default(),
             max_reconnect_delay: Duration::from_secs(5),
         }
+    }
+}
+
+impl AgentConfig {
+    /// Task threads: as set, or one per cpu the agent offers.
+    pub fn task_threads(&self) -> usize {
+        if self.task_threads > 0 {
+            self.task_threads
+        } else {
+            (self.resources.cpus_milli.div_ceil(1000) as usize).max(1)
+        }
+    }
+
+    /// Tasks with fuel at once: as set, or a quarter of `max_tasks`.
+    pub fn max_metered_tasks(&self) -> u32 {
+        if self.max_metered_tasks > 0 {
+            self.max_metered_tasks.min(self.max_tasks.max(1))
+        } else {
+            self.max_tasks.div_ceil(4).max(1)
+        }
+    }
+
+    /// The runtime's settings with its pools sized for `max_tasks`.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        let mut rt = self
+            .runtime
+            .clone()
+            .with_max_tasks(self.max_tasks.max(1), self.max_metered_tasks());
+        if rt.compile_cache_dir.is_none() {
+            // Beside the task directories, never inside a sandbox.
+            rt.compile_cache_dir = Some(self.work_dir.join("compiled"));
+        }
+        rt
     }
 }

@@ -36,6 +36,8 @@ async fn status(State(s): State<HealthState>) -> Json<Value> {
         "last_error": link.last_error,
         "resources": s.resources,
         "tasks_running": s.tasks.count(),
+        "task_threads": s.tasks.task_threads(),
+        "finished_tasks_kept": s.tasks.finished_kept(),
         "status_updates_unacknowledged": s.tasks.outbox().pending(),
     }))
 }

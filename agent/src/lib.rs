@@ -7,9 +7,17 @@
 //! until the master acknowledges them (`outbox`). Tasks run in the task
 //! runtime (`wasmesos-runtime`) under their limits, each in a sandbox
 //! directory under the work dir (`tasks`); modules are fetched from the
-//! master by digest and cached (`modules`). Logs are read from the task's
-//! capped log files and relayed through the master (`logs`). The agent's own
-//! listener serves health and a small JSON status (`health`).
+//! master by digest and cached (`modules`). Tasks run on a task pool of
+//! their own, apart from the agent's networking, so the stream keeps
+//! flowing while they saturate their cores. A task's `result` file is read
+//! when it ends (`result`), and finished tasks' directories are removed
+//! after a retention count and age (`retention`). Logs are read from the
+//! task's capped log files and relayed through the master (`logs`). The
+//! agent's own listener serves health and a small JSON status (`health`).
+//!
+//! At start the agent checks that this machine can hold `max_tasks` tasks
+//! (memory mappings, open files) and that its compiled-module cache is
+//! private to its user, and refuses to start otherwise.
 //!
 //! Neighbours: the master (`wasmesos-master`) at the other end of the
 //! stream; the runtime below.
@@ -21,16 +29,22 @@ mod link;
 mod logs;
 mod modules;
 mod outbox;
+mod result;
+mod retention;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use wasmesos_runtime::Runtime;
+use wasmesos_runtime::capacity::{self, HostLimits};
+use wasmesos_runtime::{Runtime, TaskPool};
 
 pub use config::AgentConfig;
+pub use retention::RetentionPolicy;
 
 /// Why an agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +66,8 @@ pub enum AgentError {
     },
     #[error("task runtime: {0}")]
     Runtime(#[from] wasmesos_runtime::RuntimeError),
+    #[error("--max-tasks must be at least 1")]
+    NoTasks,
     #[error("{0}")]
     Identity(std::io::Error),
 }
@@ -74,6 +90,40 @@ impl RunningAgent {
     pub async fn wait(self) -> std::io::Result<()> {
         let _ = self.link.await;
         self.server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// The task runtime and pool for `cfg`, after checking that this machine
+/// can hold the tasks it allows.
+fn task_runtime(cfg: &AgentConfig) -> Result<(Runtime, Arc<TaskPool>), AgentError> {
+    if cfg.max_tasks == 0 {
+        return Err(AgentError::NoTasks);
+    }
+    let runtime_cfg = cfg.runtime_config();
+    let limits = HostLimits::of_this_process();
+    for warning in capacity::check(&runtime_cfg, u64::from(cfg.max_tasks), &limits)? {
+        tracing::warn!("{warning}");
+    }
+    let runtime = Runtime::new(runtime_cfg)?;
+    let pool = Arc::new(TaskPool::new(cfg.task_threads())?);
+    let rt = runtime.config();
+    tracing::info!(
+        max_tasks = cfg.max_tasks,
+        max_metered_tasks = cfg.max_metered_tasks(),
+        task_threads = pool.threads(),
+        max_task_memory = %wasmesos_api::format_size(rt.max_memory_bytes),
+        max_map_count = ?limits.max_map_count,
+        open_files = ?limits.open_files,
+        "task runtime ready"
+    );
+    Ok((runtime, pool))
+}
+
+fn task_limits(cfg: &AgentConfig) -> tasks::TaskLimits {
+    tasks::TaskLimits {
+        max_tasks: cfg.max_tasks,
+        max_metered_tasks: cfg.max_metered_tasks(),
+        retention: cfg.retention,
     }
 }
 
@@ -114,12 +164,9 @@ pub async fn start(mut cfg: AgentConfig) -> Result<RunningAgent, AgentError> {
             .map_err(work_err)?;
     }
 
-    let mut runtime_cfg = cfg.runtime.clone();
-    if runtime_cfg.compile_cache_dir.is_none() {
-        runtime_cfg.compile_cache_dir = Some(cfg.work_dir.join("compiled"));
-    }
-    let runtime = Runtime::new(runtime_cfg)?;
-    let tasks = tasks::TaskManager::new(runtime, &cfg.work_dir).map_err(work_err)?;
+    let (runtime, pool) = task_runtime(&cfg)?;
+    let tasks = tasks::TaskManager::new(runtime, pool, &cfg.work_dir, task_limits(&cfg))
+        .map_err(work_err)?;
     let status = Arc::new(Mutex::new(link::LinkStatus::default()));
     let (shutdown, shutdown_rx) = watch::channel(false);
 

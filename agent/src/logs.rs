@@ -62,6 +62,17 @@ async fn serve_stream(
             LogFollower::open(file.path(), start)
         }
         Some(LogSource::File(path)) => LogFollower::open(&path, start),
+        Some(LogSource::Removed) => {
+            send(
+                Vec::new(),
+                true,
+                format!(
+                    "logs of {} were removed after the retention period",
+                    req.task_id
+                ),
+            );
+            return;
+        }
         None => {
             send(
                 Vec::new(),

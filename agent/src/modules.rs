@@ -1,6 +1,7 @@
 //! Modules by digest: fetched from the master once, kept on disk under the
-//! work dir, compiled once by the runtime (which caches the result). Launches
-//! of the same new module wait for one fetch and one compile.
+//! work dir, compiled once per engine by the runtime (which caches the
+//! result). Launches of the same new module wait for one fetch and one
+//! compile.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use tonic::transport::Channel;
 use wasmesos_api::proto::FetchModuleRequest;
 use wasmesos_api::proto::agent_link_client::AgentLinkClient;
 use wasmesos_api::{Digest, TenantId};
-use wasmesos_runtime::{Program, Runtime};
+use wasmesos_runtime::{Metering, Program, Runtime};
 
 pub struct ModuleCache {
     dir: PathBuf,
@@ -35,9 +36,15 @@ impl ModuleCache {
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = client;
     }
 
-    /// The compiled program for `digest`, fetching and compiling it if needed.
-    pub async fn program(&self, tenant: &TenantId, digest: &Digest) -> Result<Program, String> {
-        if let Some(p) = self.runtime.cached(digest) {
+    /// The compiled program for `digest` on the engine of `metering`,
+    /// fetching and compiling it if needed.
+    pub async fn program(
+        &self,
+        tenant: &TenantId,
+        digest: &Digest,
+        metering: Metering,
+    ) -> Result<Program, String> {
+        if let Some(p) = self.runtime.cached(digest, metering) {
             return Ok(p);
         }
         let lock = self
@@ -48,13 +55,13 @@ impl ModuleCache {
             .or_default()
             .clone();
         let _guard = lock.lock().await;
-        if let Some(p) = self.runtime.cached(digest) {
+        if let Some(p) = self.runtime.cached(digest, metering) {
             return Ok(p);
         }
         let bytes = self.bytes(tenant, digest).await?;
         let runtime = self.runtime.clone();
         let d = *digest;
-        let program = tokio::task::spawn_blocking(move || runtime.compile(&d, &bytes))
+        let program = tokio::task::spawn_blocking(move || runtime.compile(&d, &bytes, metering))
             .await
             .map_err(|e| format!("compiling {digest}: {e}"))?
             .map_err(|e| e.to_string())?;

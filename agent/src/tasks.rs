@@ -1,24 +1,39 @@
-//! The agent's tasks: launch (sandbox, logs, fetch, compile, run), kill,
-//! and the status updates each step produces. Each task runs as its own
-//! tokio task; the runtime's epoch yields keep busy ones from starving the
-//! rest (and the agent's stream).
+//! The agent's tasks: launch (sandbox, logs, fetch, compile, a slot, run),
+//! kill, the result, and the status updates each step produces.
+//!
+//! Each task's whole life runs on the task pool (`TaskPool`), a tokio
+//! runtime of its own sized to the agent's cpus, so that however busy the
+//! tasks are the agent's stream, heartbeats and log serving (on the
+//! agent's runtime) keep flowing. Within the pool, epoch yields keep busy
+//! tasks from starving the rest and each task's `cpus` is a CPU quota.
+//! Tasks with a fuel limit run on the runtime's fuel engine, the rest on
+//! the faster epoch-only one. At most `max_tasks` run at once
+//! (`max_metered_tasks` of them with fuel): more wait in STARTING for a
+//! slot.
 //!
 //! On disk, a task lives in `<work>/tasks/<framework>/<task>/`: `sandbox/`
-//! (its only filesystem), `stdout` and `stderr`.
+//! (its only filesystem, where it may leave a `result`), and `stdout` and
+//! `stderr` once it has written to them; the directory's mtime is set when
+//! it ends. The janitor (`retention`) removes finished tasks' directories
+//! after the retention count or age.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmesos_api::proto::{self, LogStream, TaskState, TaskUsage};
 use wasmesos_api::{Digest, FrameworkId, Resources, TaskId, TenantId, now_ms};
 use wasmesos_runtime::{
-    CancellationToken, Exit, InstantiateError, LogFile, RunOutcome, RunSpec, Runtime,
+    CancellationToken, CpuQuota, Exit, InstantiateError, LogFile, Metering, RunOutcome, RunSpec,
+    Runtime, TaskPool,
 };
 
 use crate::modules::ModuleCache;
 use crate::outbox::Outbox;
+use crate::result::{self, TaskResult};
+use crate::retention::{self, Janitor, RetentionPolicy};
 
 /// A task on this agent: (framework, task).
 pub type TaskKey = (FrameworkId, TaskId);
@@ -34,8 +49,22 @@ struct Entry {
 pub enum LogSource {
     /// The task runs (or ran in this process): follow it as it grows.
     Live(LogFile),
-    /// Only the file is left (an earlier agent process ran it).
+    /// Only the file is left (the task ended, or an earlier agent process
+    /// ran it).
     File(PathBuf),
+    /// The task's directory was removed after the retention period.
+    Removed,
+}
+
+/// How many tasks the manager runs at once, and how long it keeps them.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskLimits {
+    /// Tasks at once.
+    pub max_tasks: u32,
+    /// Tasks with a fuel limit at once (within `max_tasks`).
+    pub max_metered_tasks: u32,
+    /// When finished tasks' directories are removed.
+    pub retention: RetentionPolicy,
 }
 
 #[derive(Clone)]
@@ -45,24 +74,64 @@ pub struct TaskManager {
 
 struct Inner {
     runtime: Runtime,
+    pool: Arc<TaskPool>,
     dir: PathBuf,
     modules: ModuleCache,
     outbox: Outbox,
     tasks: Mutex<HashMap<TaskKey, Entry>>,
+    slots: Arc<Semaphore>,
+    metered_slots: Arc<Semaphore>,
+    janitor: Arc<Janitor>,
+}
+
+/// A status update about to be made: a step, or how the task ended.
+struct Update {
+    state: TaskState,
+    message: String,
+    exit_code: Option<i32>,
+    usage: Option<TaskUsage>,
+    result: Vec<u8>,
+}
+
+impl Update {
+    /// An update with no usage or result (a step, or an end without a run).
+    fn plain(state: TaskState, message: impl Into<String>) -> Self {
+        Self {
+            state,
+            message: message.into(),
+            exit_code: None,
+            usage: None,
+            result: Vec::new(),
+        }
+    }
 }
 
 impl TaskManager {
-    pub fn new(runtime: Runtime, work_dir: &std::path::Path) -> std::io::Result<Self> {
+    /// A manager of tasks under `<work_dir>/tasks`, running them on `pool`.
+    /// Counts the finished tasks an earlier process left toward retention
+    /// and starts the janitor on the current tokio runtime.
+    pub fn new(
+        runtime: Runtime,
+        pool: Arc<TaskPool>,
+        work_dir: &Path,
+        limits: TaskLimits,
+    ) -> std::io::Result<Self> {
         let dir = work_dir.join("tasks");
         std::fs::create_dir_all(&dir)?;
         let modules = ModuleCache::new(work_dir.join("modules"), runtime.clone())?;
+        let janitor = Janitor::new(dir.clone(), limits.retention);
+        tokio::spawn(janitor.clone().run());
         Ok(Self {
             inner: Arc::new(Inner {
                 runtime,
+                pool,
                 dir,
                 modules,
                 outbox: Outbox::new(),
                 tasks: Mutex::new(HashMap::new()),
+                slots: Arc::new(Semaphore::new(limits.max_tasks.max(1) as usize)),
+                metered_slots: Arc::new(Semaphore::new(limits.max_metered_tasks.max(1) as usize)),
+                janitor,
             }),
         })
     }
@@ -73,6 +142,16 @@ impl TaskManager {
 
     pub fn modules(&self) -> &ModuleCache {
         &self.inner.modules
+    }
+
+    /// Worker threads tasks run on.
+    pub fn task_threads(&self) -> usize {
+        self.inner.pool.threads()
+    }
+
+    /// Finished tasks whose directories are kept.
+    pub fn finished_kept(&self) -> usize {
+        self.inner.janitor.kept()
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<TaskKey, Entry>> {
@@ -133,13 +212,9 @@ impl TaskManager {
         let (stdout, stderr) = match prepared {
             Ok(logs) => logs,
             Err(e) => {
-                self.report(
-                    &key,
-                    TaskState::Error,
-                    format!("cannot create the sandbox: {e}"),
-                    None,
-                    None,
-                );
+                let end =
+                    Update::plain(TaskState::Error, format!("cannot create the sandbox: {e}"));
+                self.report(&key, end);
                 return;
             }
         };
@@ -154,116 +229,100 @@ impl TaskManager {
             },
         );
         let me = self.clone();
-        tokio::spawn(async move {
-            me.run(
-                key,
-                tenant,
-                spec,
-                dir.join("sandbox"),
-                stdout,
-                stderr,
-                cancel,
-            )
-            .await
+        let logs = (stdout, stderr);
+        self.inner.pool.spawn(async move {
+            let end = me.lifecycle(&key, tenant, spec, &dir, &logs, cancel).await;
+            close(&logs);
+            // Marks the end on disk, for the janitor of a later process.
+            if let Err(e) = retention::mark_ended(&dir) {
+                tracing::debug!(task = %key.1, "cannot mark the task's end: {e}");
+            }
+            me.report(&key, end);
+            me.inner.janitor.finished(key, SystemTime::now());
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn run(
+    /// Fetch, compile, wait for a slot, run, read the result.
+    async fn lifecycle(
         &self,
-        key: TaskKey,
+        key: &TaskKey,
         tenant: TenantId,
         spec: proto::TaskSpec,
-        sandbox: PathBuf,
-        stdout: LogFile,
-        stderr: LogFile,
+        dir: &Path,
+        (stdout, stderr): &(LogFile, LogFile),
         cancel: CancellationToken,
-    ) {
-        self.report(&key, TaskState::Starting, String::new(), None, None);
+    ) -> Update {
+        self.report(key, Update::plain(TaskState::Starting, ""));
+        let limits = spec.limits.unwrap_or_default();
+        let fuel = (limits.fuel > 0).then_some(limits.fuel);
+        let metering = Metering::for_fuel(fuel);
+        let killed_early = || Update::plain(TaskState::Killed, "killed before it started");
         let program = match Digest::parse(&spec.module_digest) {
             Err(e) => Err(e.to_string()),
             Ok(digest) => tokio::select! {
-                p = self.inner.modules.program(&tenant, &digest) => p,
-                _ = cancel.cancelled() => {
-                    close(&stdout, &stderr);
-                    self.report(&key, TaskState::Killed, "killed before it started".into(), None, None);
-                    return;
-                }
+                p = self.inner.modules.program(&tenant, &digest, metering) => p,
+                _ = cancel.cancelled() => return killed_early(),
             },
         };
         let program = match program {
             Ok(p) => p,
-            Err(e) => {
-                close(&stdout, &stderr);
-                self.report(&key, TaskState::Error, e, None, None);
-                return;
-            }
+            Err(e) => return Update::plain(TaskState::Error, e),
+        };
+        let _slots = tokio::select! {
+            s = self.slots(metering) => s,
+            _ = cancel.cancelled() => return killed_early(),
         };
         let resources = Resources::from(spec.resources.as_ref());
-        let limits = spec.limits.unwrap_or_default();
         let mut args = vec![key.1.to_string()];
         args.extend(spec.args);
         let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
         env.sort();
+        let sandbox = dir.join("sandbox");
         let run_spec = RunSpec {
             args,
             env,
-            sandbox,
+            sandbox: sandbox.clone(),
             mem_bytes: resources.mem_bytes,
-            fuel: (limits.fuel > 0).then_some(limits.fuel),
+            fuel,
+            cpu: CpuQuota::from_milli(resources.cpus_milli),
             timeout: (limits.timeout_ms > 0).then(|| Duration::from_millis(limits.timeout_ms)),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
         };
         let outcome = match self.inner.runtime.instantiate(&program, run_spec).await {
             Ok(instance) => {
-                self.report(&key, TaskState::Running, String::new(), None, None);
+                self.report(key, Update::plain(TaskState::Running, ""));
                 instance.run(cancel).await
             }
             Err(InstantiateError::Task(outcome)) => outcome,
             Err(InstantiateError::Runtime(e)) => {
-                close(&stdout, &stderr);
-                self.report(&key, TaskState::Error, e.to_string(), None, None);
-                return;
+                return Update::plain(TaskState::Error, e.to_string());
             }
         };
-        close(&stdout, &stderr);
-        self.finish(&key, outcome);
+        ended(outcome, result::read(&sandbox))
     }
 
-    fn finish(&self, key: &TaskKey, outcome: RunOutcome) {
-        let state = match &outcome.exit {
-            Exit::Exited(0) => TaskState::Finished,
-            Exit::Killed => TaskState::Killed,
-            _ => TaskState::Failed,
-        };
-        let u = &outcome.usage;
-        let usage = TaskUsage {
-            fuel_consumed: u.fuel_consumed,
-            wall_ms: u.wall.as_millis() as u64,
-            cpu_ms: 0,
-            peak_mem_bytes: u.peak_mem_bytes,
-            stdout_bytes: u.stdout_bytes,
-            stderr_bytes: u.stderr_bytes,
-            log_bytes_dropped: u.log_bytes_dropped,
-        };
-        let message = if state == TaskState::Finished {
-            String::new()
-        } else {
-            outcome.exit.message()
-        };
-        self.report(key, state, message, outcome.exit.exit_code(), Some(usage));
+    /// A place among the tasks running at once (and among those with fuel,
+    /// for a task with a fuel limit): waits while all are taken.
+    async fn slots(&self, metering: Metering) -> Vec<OwnedSemaphorePermit> {
+        let mut permits = Vec::with_capacity(2);
+        if metering == Metering::Fuel {
+            let metered = self.inner.metered_slots.clone().acquire_owned().await;
+            permits.extend(metered.ok());
+        }
+        permits.extend(self.inner.slots.clone().acquire_owned().await.ok());
+        permits
     }
 
     /// Records a task's new state and queues the update for the master.
-    fn report(
-        &self,
-        key: &TaskKey,
-        state: TaskState,
-        message: String,
-        exit_code: Option<i32>,
-        usage: Option<TaskUsage>,
-    ) {
+    fn report(&self, key: &TaskKey, end: Update) {
+        let Update {
+            state,
+            message,
+            exit_code,
+            usage,
+            result,
+        } = end;
         {
             let mut tasks = self.tasks();
             if state.is_terminal() {
@@ -284,7 +343,7 @@ impl TaskManager {
             exit_code,
             timestamp_ms: now_ms(),
             usage,
-            result: Vec::new(),
+            result,
         });
     }
 
@@ -302,10 +361,7 @@ impl TaskManager {
             Some(token) => token.cancel(),
             None => self.report(
                 &key,
-                TaskState::Killed,
-                "unknown to the agent".into(),
-                None,
-                None,
+                Update::plain(TaskState::Killed, "unknown to the agent"),
             ),
         }
     }
@@ -324,12 +380,63 @@ impl TaskManager {
         } else {
             "stdout"
         };
-        let path = self.task_dir(&key).join(name);
-        path.exists().then_some(LogSource::File(path))
+        let dir = self.task_dir(&key);
+        if dir.is_dir() {
+            // A task that wrote nothing has no log file: an empty log.
+            Some(LogSource::File(dir.join(name)))
+        } else if self.inner.janitor.was_removed(&key) {
+            Some(LogSource::Removed)
+        } else {
+            None
+        }
     }
 }
 
-fn close(stdout: &LogFile, stderr: &LogFile) {
+/// The terminal update of a task that ran: its state, message, usage and
+/// result.
+fn ended(outcome: RunOutcome, result: TaskResult) -> Update {
+    let state = match &outcome.exit {
+        Exit::Exited(0) => TaskState::Finished,
+        Exit::Killed => TaskState::Killed,
+        _ => TaskState::Failed,
+    };
+    let u = &outcome.usage;
+    let usage = TaskUsage {
+        fuel_consumed: u.fuel_consumed,
+        wall_ms: u.wall.as_millis() as u64,
+        cpu_ms: u.cpu.as_millis() as u64,
+        cpu_throttled_ms: u.cpu_throttled.as_millis() as u64,
+        peak_mem_bytes: u.peak_mem_bytes,
+        stdout_bytes: u.stdout_bytes,
+        stderr_bytes: u.stderr_bytes,
+        log_bytes_dropped: u.log_bytes_dropped,
+    };
+    let mut message = if state == TaskState::Finished {
+        String::new()
+    } else {
+        outcome.exit.message()
+    };
+    let result = match result {
+        TaskResult::None => Vec::new(),
+        TaskResult::Bytes(bytes) => bytes,
+        TaskResult::Dropped(why) => {
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message.push_str(&why);
+            Vec::new()
+        }
+    };
+    Update {
+        state,
+        message,
+        exit_code: outcome.exit.exit_code(),
+        usage: Some(usage),
+        result,
+    }
+}
+
+fn close((stdout, stderr): &(LogFile, LogFile)) {
     stdout.close();
     stderr.close();
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wasmesos_api::Digest;
 use wasmesos_runtime::{
-    CancellationToken, Exit, LogFile, Program, RunSpec, Runtime, RuntimeConfig,
+    CancellationToken, Exit, LogFile, Metering, Program, RunSpec, Runtime, RuntimeConfig,
 };
 
 const HELLO: &str = r#"
@@ -60,11 +60,14 @@ fn main() {
             } else {
                 None
             },
+            metered_pooling: None,
             ..RuntimeConfig::default()
         };
         let allocator = if pooling { "pooling" } else { "on-demand" };
         let rt = Runtime::new(config).expect("runtime");
-        let program = rt.compile(&digest, &bytes).expect("compiles");
+        let program = rt
+            .compile(&digest, &bytes, Metering::EpochOnly)
+            .expect("compiles");
         let bench = Bench {
             rt,
             program,
@@ -132,11 +135,14 @@ async fn sleepers(n: usize, dir: &Path) {
     let config = RuntimeConfig {
         max_memory_bytes: 1 << 30,
         pooling: Some(wasmesos_runtime::PoolingConfig::with_max_tasks(n as u32)),
+        metered_pooling: None,
         ..RuntimeConfig::default()
     };
     let rt = Runtime::new(config).expect("runtime for sleepers");
     let bytes = wat::parse_str(SLEEPER).expect("sleeper WAT");
-    let program = rt.compile(&Digest::of(&bytes), &bytes).expect("compiles");
+    let program = rt
+        .compile(&Digest::of(&bytes), &bytes, Metering::EpochOnly)
+        .expect("compiles");
     let sandbox = dir.join("sandbox");
     let before = proc_figures();
     let started = Instant::now();
@@ -149,6 +155,7 @@ async fn sleepers(n: usize, dir: &Path) {
             sandbox: sandbox.clone(),
             mem_bytes: 1 << 20,
             fuel: None,
+            cpu: None,
             timeout: None,
             stdout,
             stderr,
@@ -292,6 +299,7 @@ impl Bench {
                 sandbox: self.sandbox.clone(),
                 mem_bytes: 16 << 20,
                 fuel: None,
+                cpu: None,
                 timeout: None,
                 stdout,
                 stderr,

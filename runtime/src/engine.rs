@@ -1,6 +1,13 @@
-//! The wasmtime engine every task on an agent shares: its configuration
-//! (`RuntimeConfig`), the pooling allocator, and the epoch ticker thread that
-//! makes busy tasks yield and lets timeouts fire.
+//! The wasmtime engines every task on an agent shares: their configuration
+//! (`RuntimeConfig`), the pooling allocators, and the epoch ticker thread
+//! that makes busy tasks yield and lets timeouts fire.
+//!
+//! There are two engines, and the choice between them is [`Metering`]:
+//! fuel metering makes compiled code count every basic block, which slows
+//! compute-heavy code (see `BENCHMARKS.md` for the figures), so only tasks
+//! that ask for a fuel limit pay for it. Everything else runs on an
+//! epoch-only engine, where time slices, timeouts and kills still work
+//! through epoch interruption but no fuel is counted.
 
 use crate::error::RuntimeError;
 use std::path::PathBuf;
@@ -19,6 +26,53 @@ const TIB: u64 = 1 << 40;
 /// gives a process 128 TiB; half of it leaves room for everything else.
 const MAX_POOL_RESERVATION: u64 = 64 * TIB;
 
+/// Which of the runtime's two engines compiles a program and runs a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metering {
+    /// Epoch interruption only: the fastest code. Fuel is neither counted
+    /// nor limited, so such tasks report `fuel_consumed = 0`.
+    EpochOnly,
+    /// Fuel metering as well: for tasks with a fuel budget (and callers who
+    /// want fuel counted).
+    Fuel,
+}
+
+impl Metering {
+    /// Both engines, in the order the runtime keeps them.
+    pub const ALL: [Metering; 2] = [Metering::EpochOnly, Metering::Fuel];
+
+    /// The engine a task with this fuel budget needs: fuel only when it has
+    /// a budget.
+    pub fn for_fuel(fuel: Option<u64>) -> Metering {
+        if fuel.is_some() {
+            Metering::Fuel
+        } else {
+            Metering::EpochOnly
+        }
+    }
+
+    /// `epoch-only` or `fuel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metering::EpochOnly => "epoch-only",
+            Metering::Fuel => "fuel",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Metering::EpochOnly => 0,
+            Metering::Fuel => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Metering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Settings of a [`Runtime`](crate::Runtime). `Default` gives the production
 /// values.
 #[derive(Debug, Clone)]
@@ -35,9 +89,14 @@ pub struct RuntimeConfig {
     /// spec asks for. With the pooling allocator this is also the size of the
     /// address-space slot reserved for each linear memory.
     pub max_memory_bytes: u64,
-    /// `Some`: the pooling allocator (the default); `None`: allocate each
-    /// task's memories and stacks on demand.
+    /// The epoch-only engine's allocator. `Some`: the pooling allocator
+    /// (the default); `None`: allocate each task's memories and stacks on
+    /// demand.
     pub pooling: Option<PoolingConfig>,
+    /// The fuel engine's allocator, sized separately: every pool slot costs
+    /// memory mappings up front (two per stack), and tasks with a fuel
+    /// limit are expected to be the minority.
+    pub metered_pooling: Option<PoolingConfig>,
     /// Native stack available to WebAssembly frames; deeper recursion traps
     /// with "stack overflow".
     pub max_wasm_stack: usize,
@@ -49,7 +108,11 @@ pub struct RuntimeConfig {
     /// forgotten beyond this.
     pub max_cached_programs: usize,
     /// Where wasmtime keeps compiled code between restarts (keyed by module
-    /// bytes and engine settings). `None`: compile again after a restart.
+    /// bytes and engine settings, so the two engines never share an entry).
+    /// Loading compiled code from disk trusts it completely, so the runtime
+    /// creates this directory private (0700) and refuses one that another
+    /// user could write (see [`RuntimeError::UnsafeCacheDir`]). `None`:
+    /// compile again after a restart.
     pub compile_cache_dir: Option<PathBuf>,
 }
 
@@ -61,6 +124,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(10),
             max_memory_bytes: 4 * GIB,
             pooling: Some(PoolingConfig::default()),
+            metered_pooling: Some(PoolingConfig::with_max_tasks(250)),
             max_wasm_stack: 512 * KIB as usize,
             async_stack_size: 2 * MIB as usize,
             max_cached_programs: 256,
@@ -69,9 +133,58 @@ impl Default for RuntimeConfig {
     }
 }
 
+impl RuntimeConfig {
+    /// This configuration with pools for `max_tasks` tasks without a fuel
+    /// limit and `max_metered_tasks` with one (keeping on-demand allocation
+    /// where it was chosen), and `max_memory_bytes` lowered, if need be, so
+    /// that every slot of both pools fits the address space the pools may
+    /// reserve.
+    pub fn with_max_tasks(mut self, max_tasks: u32, max_metered_tasks: u32) -> RuntimeConfig {
+        if self.pooling.is_some() {
+            self.pooling = Some(PoolingConfig::with_max_tasks(max_tasks));
+        }
+        if self.metered_pooling.is_some() {
+            self.metered_pooling = Some(PoolingConfig::with_max_tasks(max_metered_tasks));
+        }
+        if let Some(per_slot) = MAX_POOL_RESERVATION.checked_div(self.pooled_memories()) {
+            let fits = per_slot.saturating_sub(MEMORY_GUARD) / WASM_PAGE * WASM_PAGE;
+            self.max_memory_bytes = self.max_memory_bytes.min(fits.max(WASM_PAGE));
+        }
+        self
+    }
+
+    /// Linear memory slots across both pools.
+    fn pooled_memories(&self) -> u64 {
+        [&self.pooling, &self.metered_pooling]
+            .into_iter()
+            .flatten()
+            .map(|p| u64::from(p.max_memories.max(p.max_tasks)))
+            .sum()
+    }
+
+    /// Fiber stack slots across both pools (each costs two memory mappings
+    /// for as long as the runtime lives).
+    pub fn pooled_stacks(&self) -> u64 {
+        [&self.pooling, &self.metered_pooling]
+            .into_iter()
+            .flatten()
+            .map(|p| u64::from(p.max_tasks))
+            .sum()
+    }
+
+    /// The pool (if any) of the engine for `metering`.
+    pub fn pool(&self, metering: Metering) -> Option<&PoolingConfig> {
+        match metering {
+            Metering::EpochOnly => self.pooling.as_ref(),
+            Metering::Fuel => self.metered_pooling.as_ref(),
+        }
+    }
+}
+
 /// Sizes of the pooling allocator. Everything is reserved once, when the
 /// runtime starts: a slot per concurrent task, so the count of memory
-/// mappings stays bounded (about five per running task) however many tasks
+/// mappings stays bounded (two per stack slot from the start, two more per
+/// running task: see [`capacity`](crate::capacity)) however many tasks
 /// come and go.
 #[derive(Debug, Clone)]
 pub struct PoolingConfig {
@@ -119,9 +232,12 @@ impl Default for PoolingConfig {
 /// offset below it need no bounds check.
 const MEMORY_GUARD: u64 = 64 * KIB;
 
-/// Builds the engine: Cranelift, fuel metering, epoch interruption, the
-/// pooling (or on-demand) allocator.
-pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
+/// A WebAssembly page: memory sizes are multiples of it.
+const WASM_PAGE: u64 = 64 * KIB;
+
+/// Checks what both engines share: limits, and that both pools together fit
+/// the address space they may reserve.
+pub(crate) fn check_config(config: &RuntimeConfig) -> Result<(), RuntimeError> {
     let bad = |what: String| Err(RuntimeError::Config(what));
     if config.epoch_tick.is_zero() {
         return bad("epoch_tick must be greater than zero".into());
@@ -139,8 +255,36 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<Engine, RuntimeErro
         ));
     }
 
+    for pool in [&config.pooling, &config.metered_pooling]
+        .into_iter()
+        .flatten()
+    {
+        if pool.max_tasks == 0 {
+            return bad("pooling.max_tasks must be at least 1".into());
+        }
+    }
+    let memories = config.pooled_memories();
+    let reserved = memories.saturating_mul(config.max_memory_bytes + MEMORY_GUARD);
+    if reserved > MAX_POOL_RESERVATION {
+        return bad(format!(
+            "the pooling allocators would reserve {} of address space \
+             ({memories} memories of {} each): lower the task counts \
+             or max_memory_bytes",
+            wasmesos_api::format_size(reserved),
+            wasmesos_api::format_size(config.max_memory_bytes)
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the engine for `metering`: Cranelift, epoch interruption, fuel if
+/// asked, the pooling (or on-demand) allocator. Call [`check_config`] first.
+pub(crate) fn build_engine(
+    config: &RuntimeConfig,
+    metering: Metering,
+) -> Result<Engine, RuntimeError> {
     let mut wt = Config::new();
-    wt.consume_fuel(true)
+    wt.consume_fuel(metering == Metering::Fuel)
         .epoch_interruption(true)
         .max_wasm_stack(config.max_wasm_stack)
         .async_stack_size(config.async_stack_size)
@@ -152,24 +296,10 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<Engine, RuntimeErro
         .memory_guard_size(MEMORY_GUARD)
         .guard_before_linear_memory(false);
 
-    match &config.pooling {
+    match config.pool(metering) {
         Some(pool) => {
             // A slot is exactly the largest memory any task may have, so a
             // memory never moves and the slab is one reservation.
-            let reserved = u64::from(pool.max_memories) * (config.max_memory_bytes + MEMORY_GUARD);
-            if reserved > MAX_POOL_RESERVATION {
-                return bad(format!(
-                    "the pooling allocator would reserve {} of address space \
-                     ({} memories of {} each): lower pooling.max_tasks/max_memories \
-                     or max_memory_bytes",
-                    wasmesos_api::format_size(reserved),
-                    pool.max_memories,
-                    wasmesos_api::format_size(config.max_memory_bytes)
-                ));
-            }
-            if pool.max_tasks == 0 {
-                return bad("pooling.max_tasks must be at least 1".into());
-            }
             let slot = usize::try_from(config.max_memory_bytes)
                 .map_err(|_| RuntimeError::Config("max_memory_bytes too large".into()))?;
             wt.memory_reservation(config.max_memory_bytes)
@@ -208,17 +338,18 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<Engine, RuntimeErro
         wt.cache(Some(cache));
     }
 
-    Engine::new(&wt).map_err(|e| RuntimeError::Config(format!("wasmtime engine: {e:#}")))
+    Engine::new(&wt)
+        .map_err(|e| RuntimeError::Config(format!("wasmtime engine ({}): {e:#}", metering.name())))
 }
 
-/// Advances the engine's epoch every tick until dropped.
+/// Advances the engines' epochs every tick until dropped.
 pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    pub(crate) fn start(engine: Engine, tick: Duration) -> Result<EpochTicker, RuntimeError> {
+    pub(crate) fn start(engines: Vec<Engine>, tick: Duration) -> Result<EpochTicker, RuntimeError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = thread::Builder::new()
@@ -226,7 +357,9 @@ impl EpochTicker {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     thread::park_timeout(tick);
-                    engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .map_err(|e| RuntimeError::Config(format!("cannot start the epoch thread: {e}")))?;
@@ -252,7 +385,8 @@ mod tests {
     use super::*;
 
     fn error_of(config: RuntimeConfig) -> String {
-        match build_engine(&config) {
+        let built = check_config(&config).and_then(|()| build_engine(&config, Metering::Fuel));
+        match built {
             Ok(_) => panic!("expected a configuration error"),
             Err(e) => e.to_string(),
         }
@@ -275,5 +409,18 @@ mod tests {
             ..RuntimeConfig::default()
         });
         assert!(err.contains("async_stack_size"), "{err}");
+    }
+
+    #[test]
+    fn sizing_for_many_tasks_shrinks_slots_to_fit_the_address_space() {
+        let config = RuntimeConfig::default().with_max_tasks(10_000, 2_500);
+        assert!(config.max_memory_bytes < 4 * GIB);
+        assert_eq!(config.max_memory_bytes % WASM_PAGE, 0);
+        assert_eq!(config.pooled_stacks(), 12_500);
+        check_config(&config).unwrap();
+        // Few tasks keep the full 4 GiB slots.
+        let small = RuntimeConfig::default().with_max_tasks(100, 10);
+        assert_eq!(small.max_memory_bytes, 4 * GIB);
+        check_config(&small).unwrap();
     }
 }

@@ -29,6 +29,29 @@ pub enum RuntimeError {
         /// The digest of the bytes given.
         actual: String,
     },
+    /// The compiled-code cache directory could be written by someone other
+    /// than the agent's user: loading code from it would run theirs.
+    #[error(
+        "refusing the compiled-module cache {path}: {reason} (compiled code \
+         loaded from it runs with the agent's rights, so only the agent's user may write it)"
+    )]
+    UnsafeCacheDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it, and the fix.
+        reason: String,
+    },
+    /// The task has a fuel limit but its program was compiled for the
+    /// epoch-only engine, which cannot count fuel.
+    #[error(
+        "the task has a fuel limit but its program was compiled without fuel metering: \
+         compile it with Metering::Fuel"
+    )]
+    NeedsFuelEngine,
+    /// This process's limits (memory mappings, open files) cannot hold the
+    /// tasks the configuration allows.
+    #[error("this machine cannot hold that many tasks: {0}")]
+    HostLimits(String),
     /// The task's sandbox directory cannot be opened.
     #[error("cannot open the sandbox directory {path}: {reason}")]
     Sandbox {

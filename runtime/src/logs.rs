@@ -6,9 +6,12 @@
 //! Writes collect in a small in-memory buffer that is appended to the file
 //! (open, write, close) whenever it passes 8 KiB and when the log is closed:
 //! a running task holds no file descriptor for its logs, which matters at
-//! 10,000 tasks with a 20,000 open-files limit. Followers read the flushed
-//! part from the file and the rest from the buffer, so they see every byte as
-//! soon as it is written.
+//! 10,000 tasks with a 20,000 open-files limit. The file itself is created
+//! by the first append, so a task that prints nothing leaves no log file:
+//! creating inodes is a measurable part of launching a task, and on a busy
+//! filesystem (many recent deletions) a slow one. A missing log file reads
+//! as an empty log. Followers read the flushed part from the file and the
+//! rest from the buffer, so they see every byte as soon as it is written.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -93,10 +96,15 @@ impl std::fmt::Debug for LogFile {
 }
 
 impl LogFile {
-    /// Creates (or truncates) the file at `path`, keeping at most `cap`
-    /// bytes of what is written to it.
+    /// A log at `path`, empty (a file already there is removed), keeping at
+    /// most `cap` bytes of what is written to it. The file is created when
+    /// the first bytes are flushed.
     pub fn create(path: &Path, cap: u64) -> io::Result<LogFile> {
-        File::create(path)?;
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         let (progress, _) = watch::channel(Progress::default());
         Ok(LogFile {
             shared: Arc::new(Shared {
@@ -207,6 +215,7 @@ impl Shared {
         }
         let written = OpenOptions::new()
             .append(true)
+            .create(true)
             .open(&self.path)
             .and_then(|mut f| f.write_all(&st.pending));
         match written {
@@ -259,16 +268,23 @@ impl std::fmt::Debug for LogFollower {
 
 impl LogFollower {
     /// Reads a finished log from disk (after the task ended, or after an
-    /// agent restart): returns its bytes from `start` and then ends.
+    /// agent restart): returns its bytes from `start` and then ends. A
+    /// missing file is an empty log (nothing was ever written to it).
     pub fn open(path: &Path, start: LogStart) -> io::Result<LogFollower> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
+        let (file, len) = match File::open(path) {
+            Ok(file) => {
+                let len = file.metadata()?.len();
+                (Some(Arc::new(file)), len)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (None, 0),
+            Err(e) => return Err(e),
+        };
         Ok(LogFollower {
             path: path.to_path_buf(),
             shared: Weak::new(),
             progress: None,
             offset: start.resolve(len),
-            file: Some(Arc::new(file)),
+            file,
         })
     }
 
@@ -345,7 +361,12 @@ impl LogFollower {
         let file = match &self.file {
             Some(file) => file.clone(),
             None => {
-                let file = Arc::new(File::open(&self.path)?);
+                let file = match File::open(&self.path) {
+                    Ok(file) => Arc::new(file),
+                    // Never flushed: nothing to read.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                };
                 self.file = Some(file.clone());
                 file
             }
@@ -392,6 +413,21 @@ mod tests {
 
         let from = LogFollower::open(&path, LogStart::Offset(19_998)).unwrap();
         assert_eq!(from.read_to_end().await.unwrap(), b"yy");
+    }
+
+    #[tokio::test]
+    async fn a_log_nothing_was_written_to_has_no_file_and_reads_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        std::fs::write(&path, b"stale").unwrap();
+        let log = LogFile::create(&path, 100).unwrap();
+        assert!(!path.exists(), "a stale log is removed");
+        let follower = log.follower();
+        log.close();
+        assert!(!path.exists());
+        assert_eq!(follower.read_to_end().await.unwrap(), b"");
+        let from_disk = LogFollower::open(&path, LogStart::Beginning).unwrap();
+        assert_eq!(from_disk.read_to_end().await.unwrap(), b"");
     }
 
     #[tokio::test]

@@ -2,10 +2,14 @@
 //!
 //! A [`Program`] is a validated, Cranelift-compiled task binary with its
 //! imports already resolved against the agent's WASI linker (an
-//! `InstancePre`), so starting a task is only a cheap instantiation. The
-//! cache maps digests to programs; concurrent compiles of one digest wait
-//! for a single compilation.
+//! `InstancePre`), so starting a task is only a cheap instantiation. Code
+//! compiled with fuel metering differs from code compiled without, so a
+//! program belongs to one engine ([`Metering`]) and the cache maps (digest,
+//! engine) to programs: a module is compiled for an engine only when a task
+//! first needs it there. Concurrent compiles of one key wait for a single
+//! compilation.
 
+use crate::engine::Metering;
 use crate::error::RuntimeError;
 use crate::sandbox::{ComponentState, ModuleState};
 use std::collections::HashMap;
@@ -35,6 +39,7 @@ pub struct Program {
 
 struct ProgramInner {
     digest: Digest,
+    metering: Metering,
     kind: ProgramKind,
     size: usize,
     compile_time: Duration,
@@ -50,6 +55,7 @@ impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program")
             .field("digest", &self.inner.digest)
+            .field("metering", &self.inner.metering)
             .field("kind", &self.inner.kind)
             .field("size", &self.inner.size)
             .finish()
@@ -60,6 +66,11 @@ impl Program {
     /// The digest of the bytes it was compiled from.
     pub fn digest(&self) -> &Digest {
         &self.inner.digest
+    }
+
+    /// The engine it was compiled for.
+    pub fn metering(&self) -> Metering {
+        self.inner.metering
     }
 
     /// Module or component.
@@ -109,8 +120,10 @@ pub fn detect_kind(bytes: &[u8]) -> Result<ProgramKind, RuntimeError> {
     }
 }
 
-/// Validates and compiles `bytes` and links it against WASI.
+/// Validates and compiles `bytes` for the engine of `metering` and links
+/// it against WASI.
 pub(crate) fn compile(
+    metering: Metering,
     engine: &Engine,
     modules: &Linker<ModuleState>,
     components: &ComponentLinker<ComponentState>,
@@ -166,6 +179,7 @@ pub(crate) fn compile(
     Ok(Program {
         inner: Arc::new(ProgramInner {
             digest: *digest,
+            metering,
             kind,
             size: bytes.len(),
             compile_time: started.elapsed(),
@@ -193,10 +207,14 @@ struct Entry {
     last_used: u64,
 }
 
-/// Compiled programs by digest, least recently used evicted beyond a bound.
+/// A program's place in the cache: its digest and engine.
+type Key = (Digest, Metering);
+
+/// Compiled programs by digest and engine, least recently used evicted
+/// beyond a bound.
 pub(crate) struct ProgramCache {
     capacity: usize,
-    entries: Mutex<HashMap<Digest, Entry>>,
+    entries: Mutex<HashMap<Key, Entry>>,
     clock: AtomicU64,
     compiled: AtomicU64,
     hits: AtomicU64,
@@ -213,22 +231,22 @@ impl ProgramCache {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Digest, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached program, or the result of `compile` (run once per digest
+    /// The cached program, or the result of `compile` (run once per key
     /// even when called concurrently). Failures are not kept.
     pub(crate) fn get_or_compile(
         &self,
-        digest: &Digest,
+        key: Key,
         compile: impl FnOnce() -> Result<Program, RuntimeError>,
     ) -> Result<Program, RuntimeError> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let cell = {
             let mut entries = self.lock();
             let cell = entries
-                .entry(*digest)
+                .entry(key)
                 .and_modify(|e| e.last_used = now)
                 .or_insert_with(|| Entry {
                     cell: Arc::default(),
@@ -239,9 +257,9 @@ impl ProgramCache {
             if entries.len() > self.capacity {
                 let oldest = entries
                     .iter()
-                    .filter(|(d, _)| *d != digest)
+                    .filter(|(k, _)| **k != key)
                     .min_by_key(|(_, e)| e.last_used)
-                    .map(|(d, _)| *d);
+                    .map(|(k, _)| *k);
                 if let Some(oldest) = oldest {
                     entries.remove(&oldest);
                 }
@@ -262,28 +280,32 @@ impl ProgramCache {
         if result.is_err() {
             let mut entries = self.lock();
             if entries
-                .get(digest)
+                .get(&key)
                 .is_some_and(|e| Arc::ptr_eq(&e.cell, &cell))
             {
-                entries.remove(digest);
+                entries.remove(&key);
             }
         }
         result
     }
 
-    /// The cached program for `digest`, if compiled successfully.
-    pub(crate) fn get(&self, digest: &Digest) -> Option<Program> {
+    /// The cached program for `key`, if compiled successfully.
+    pub(crate) fn get(&self, key: Key) -> Option<Program> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.lock();
-        let entry = entries.get_mut(digest)?;
+        let entry = entries.get_mut(&key)?;
         let program = entry.cell.get()?.as_ref().ok()?.clone();
         entry.last_used = now;
         Some(program)
     }
 
-    /// Drops `digest` from the cache (running tasks keep their program).
+    /// Drops `digest`'s programs for every engine from the cache (running
+    /// tasks keep theirs).
     pub(crate) fn forget(&self, digest: &Digest) -> bool {
-        self.lock().remove(digest).is_some()
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|(d, _), _| d != digest);
+        entries.len() != before
     }
 
     pub(crate) fn stats(&self) -> CacheStats {

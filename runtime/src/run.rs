@@ -7,8 +7,12 @@
 //! - time by a tokio timer raced against the call; the call yields at every
 //!   epoch tick (`epoch_deadline_async_yield_and_update`), so the timer, a
 //!   kill and other tasks on the same thread all get their turn;
-//! - kill by a `CancellationToken` raced the same way.
+//! - kill by a `CancellationToken` raced the same way;
+//! - CPU by [`accounted`](crate::cpu): every poll of the call is charged
+//!   to the task, and a task over its [`CpuQuota`] waits before its next.
 
+use crate::cpu::{CpuMeter, CpuQuota, accounted};
+use crate::engine::Metering;
 use crate::logs::LogFile;
 use crate::sandbox::HasLimits;
 use std::fmt;
@@ -35,9 +39,13 @@ pub struct RunSpec {
     /// Cap on linear memories plus tables (clamped to the runtime's
     /// `max_memory_bytes`).
     pub mem_bytes: u64,
-    /// `None`: unmetered (fuel is still counted); `Some(n)`: running out of
-    /// it fails the task.
+    /// `Some(n)`: running out of it fails the task; the program must be
+    /// compiled for [`Metering::Fuel`]. `None`: no limit (and, on the
+    /// epoch-only engine, no fuel counted: `fuel_consumed` is 0).
     pub fuel: Option<u64>,
+    /// The task's share of the agent's cpus; `None`: no quota (it still
+    /// yields at every epoch tick).
+    pub cpu: Option<CpuQuota>,
     /// Wall-time limit; `None`: the runtime's default.
     pub timeout: Option<Duration>,
     /// Where the task's stdout goes.
@@ -124,10 +132,16 @@ fn format_duration(d: Duration) -> String {
 /// What a task used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// Fuel consumed (about one unit per WebAssembly instruction).
+    /// Fuel consumed (about one unit per WebAssembly instruction); 0 for a
+    /// task run on the epoch-only engine, which does not count fuel.
     pub fuel_consumed: u64,
     /// Wall time from instantiation to the end.
     pub wall: Duration,
+    /// CPU time of the task's own thread while it ran (WebAssembly and the
+    /// host functions it called).
+    pub cpu: Duration,
+    /// Wall time it was held back because it had used its CPU quota.
+    pub cpu_throttled: Duration,
     /// The most memory (linear memories plus tables) it held at once.
     pub peak_mem_bytes: u64,
     /// Bytes of stdout kept in its log.
@@ -203,6 +217,7 @@ pub(crate) enum Entry {
 pub struct Instance {
     pub(crate) entry: Entry,
     pub(crate) meter: Meter,
+    pub(crate) cpu: CpuMeter,
     pub(crate) logs: TaskLogs,
     /// The task's place in the pool, given back when it ends.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
@@ -221,7 +236,10 @@ impl fmt::Debug for Instance {
 pub(crate) struct Meter {
     pub(crate) started: Instant,
     pub(crate) timeout: Duration,
+    /// The engine: fuel is counted only on [`Metering::Fuel`].
+    pub(crate) engine: Metering,
     pub(crate) fuel: u64,
+    /// Whether the task has a fuel limit (running out fails it).
     pub(crate) metered: bool,
 }
 
@@ -250,6 +268,7 @@ impl Instance {
         let Instance {
             entry,
             meter,
+            mut cpu,
             logs,
             permit,
         } = self;
@@ -257,16 +276,16 @@ impl Instance {
         let (exit, mut usage) = match entry {
             Entry::Module { mut store, start } => {
                 let call = async { start.call_async(&mut store, ()).await.map(|()| 0) };
-                let ended = race(call, remaining, &cancel).await;
-                conclude(&store, &meter, ended)
+                let ended = race(accounted(call, &mut cpu), remaining, &cancel).await;
+                conclude(&store, &meter, &cpu, ended)
             }
             Entry::Component { mut store, command } => {
                 let call = async {
                     let result = command.wasi_cli_run().call_run(&mut store).await?;
                     Ok(if result.is_ok() { 0 } else { 1 })
                 };
-                let ended = race(call, remaining, &cancel).await;
-                conclude(&store, &meter, ended)
+                let ended = race(accounted(call, &mut cpu), remaining, &cancel).await;
+                conclude(&store, &meter, &cpu, ended)
             }
         };
         logs.finish(&mut usage);
@@ -293,14 +312,19 @@ where
 pub(crate) fn conclude<T: HasLimits>(
     store: &Store<T>,
     meter: &Meter,
+    cpu: &CpuMeter,
     ended: Ended,
 ) -> (Exit, Usage) {
-    let left = store.get_fuel().unwrap_or(0);
-    let consumed = meter.fuel.saturating_sub(left);
+    let consumed = match meter.engine {
+        Metering::Fuel => meter.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+        Metering::EpochOnly => 0,
+    };
     let limits = store.data().limits();
     let usage = Usage {
         fuel_consumed: consumed,
         wall: meter.started.elapsed(),
+        cpu: cpu.used(),
+        cpu_throttled: cpu.throttled(),
         peak_mem_bytes: limits.peak(),
         ..Usage::default()
     };

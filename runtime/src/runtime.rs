@@ -1,7 +1,9 @@
-//! [`Runtime`]: the engine, the WASI linkers, the program cache and the
-//! epoch ticker, shared by every task on the agent.
+//! [`Runtime`]: the two engines (epoch-only and fuel), their WASI linkers
+//! and pools, the program cache and the epoch ticker, shared by every task
+//! on the agent.
 
-use crate::engine::{EpochTicker, RuntimeConfig, build_engine};
+use crate::cpu::{CpuMeter, accounted};
+use crate::engine::{EpochTicker, Metering, RuntimeConfig, build_engine, check_config};
 use crate::error::{InstantiateError, RuntimeError};
 use crate::limits::TaskLimiter;
 use crate::program::{self, CacheStats, Pre, Program, ProgramCache};
@@ -20,7 +22,7 @@ use wasmtime_wasi::{I32Exit, ResourceTable};
 /// error bound of `fuel_consumed` for a task stopped from outside.
 const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 
-/// Runs tasks. Cheap to clone: all clones share one engine, one cache and
+/// Runs tasks. Cheap to clone: all clones share the engines, one cache and
 /// one epoch thread, which stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct Runtime {
@@ -29,14 +31,43 @@ pub struct Runtime {
 
 struct Inner {
     config: RuntimeConfig,
+    /// Indexed by [`Metering::index`].
+    engines: [EngineSet; 2],
+    cache: ProgramCache,
+    _ticker: EpochTicker,
+}
+
+/// One engine with what is tied to it: linkers and pool admission.
+struct EngineSet {
+    metering: Metering,
     engine: Engine,
     modules: Linker<ModuleState>,
     components: ComponentLinker<ComponentState>,
-    cache: ProgramCache,
     /// With the pooling allocator: one permit per pool slot, so a task is
     /// refused up front rather than failing halfway for want of a stack.
     admission: Option<Arc<Semaphore>>,
-    _ticker: EpochTicker,
+    max_tasks: u32,
+}
+
+impl EngineSet {
+    fn new(config: &RuntimeConfig, metering: Metering) -> Result<EngineSet, RuntimeError> {
+        let engine = build_engine(config, metering)?;
+        let link_err = |e: wasmtime::Error| RuntimeError::Config(format!("linking WASI: {e:#}"));
+        let mut modules = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut modules, |s: &mut ModuleState| &mut s.wasi)
+            .map_err(link_err)?;
+        let mut components = ComponentLinker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut components).map_err(link_err)?;
+        let pool = config.pool(metering);
+        Ok(EngineSet {
+            metering,
+            engine,
+            modules,
+            components,
+            admission: pool.map(|p| Arc::new(Semaphore::new(p.max_tasks as usize))),
+            max_tasks: pool.map_or(0, |p| p.max_tasks),
+        })
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -48,29 +79,26 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Builds the engine (reserving the pooling allocator's address space)
-    /// and starts the epoch thread.
+    /// Builds both engines (reserving their pools' address space), prepares
+    /// the compile cache directory and starts the epoch thread.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let engine = build_engine(&config)?;
-        let link_err = |e: wasmtime::Error| RuntimeError::Config(format!("linking WASI: {e:#}"));
-        let mut modules = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut modules, |s: &mut ModuleState| &mut s.wasi)
-            .map_err(link_err)?;
-        let mut components = ComponentLinker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut components).map_err(link_err)?;
-        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)?;
-        let admission = config
-            .pooling
-            .as_ref()
-            .map(|p| Arc::new(Semaphore::new(p.max_tasks as usize)));
+        check_config(&config)?;
+        if let Some(dir) = &config.compile_cache_dir {
+            crate::cache_dir::prepare(dir)?;
+        }
+        let engines = [
+            EngineSet::new(&config, Metering::EpochOnly)?,
+            EngineSet::new(&config, Metering::Fuel)?,
+        ];
+        let ticker = EpochTicker::start(
+            engines.iter().map(|e| e.engine.clone()).collect(),
+            config.epoch_tick,
+        )?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 cache: ProgramCache::new(config.max_cached_programs),
                 config,
-                engine,
-                modules,
-                components,
-                admission,
+                engines,
                 _ticker: ticker,
             }),
         })
@@ -81,23 +109,34 @@ impl Runtime {
         &self.inner.config
     }
 
+    fn engine(&self, metering: Metering) -> &EngineSet {
+        &self.inner.engines[metering.index()]
+    }
+
     /// Detects module or component from the bytes, checks they hash to
-    /// `digest`, validates, compiles with Cranelift and links against WASI —
-    /// once per digest: later calls (and concurrent ones) get the cached
-    /// program. CPU-heavy on a miss: call it from `spawn_blocking`.
-    pub fn compile(&self, digest: &Digest, bytes: &[u8]) -> Result<Program, RuntimeError> {
-        let inner = &self.inner;
-        inner.cache.get_or_compile(digest, || {
+    /// `digest`, validates, compiles with Cranelift for the engine of
+    /// `metering` and links against WASI — once per digest and engine:
+    /// later calls (and concurrent ones) get the cached program. CPU-heavy
+    /// on a miss: call it from `spawn_blocking`.
+    pub fn compile(
+        &self,
+        digest: &Digest,
+        bytes: &[u8],
+        metering: Metering,
+    ) -> Result<Program, RuntimeError> {
+        let set = self.engine(metering);
+        self.inner.cache.get_or_compile((*digest, metering), || {
             let program = program::compile(
-                &inner.engine,
-                &inner.modules,
-                &inner.components,
+                metering,
+                &set.engine,
+                &set.modules,
+                &set.components,
                 digest,
                 bytes,
             );
             match &program {
                 Ok(p) => tracing::info!(
-                    %digest, kind = ?p.kind(), bytes = p.size(),
+                    %digest, kind = ?p.kind(), %metering, bytes = p.size(),
                     ms = p.compile_time().as_millis() as u64, "compiled program"
                 ),
                 Err(e) => tracing::info!(%digest, error = %e, "program rejected"),
@@ -106,12 +145,14 @@ impl Runtime {
         })
     }
 
-    /// The compiled program for `digest`, if it is in the cache.
-    pub fn cached(&self, digest: &Digest) -> Option<Program> {
-        self.inner.cache.get(digest)
+    /// The compiled program for `digest` on the engine of `metering`, if it
+    /// is in the cache.
+    pub fn cached(&self, digest: &Digest, metering: Metering) -> Option<Program> {
+        self.inner.cache.get((*digest, metering))
     }
 
-    /// Drops a program from the cache; returns whether it was there.
+    /// Drops a digest's programs (for both engines) from the cache; returns
+    /// whether any was there.
     pub fn forget(&self, digest: &Digest) -> bool {
         self.inner.cache.forget(digest)
     }
@@ -121,14 +162,16 @@ impl Runtime {
         self.inner.cache.stats()
     }
 
-    /// Creates the task's store (fresh WASI context, memory limiter, fuel,
-    /// epoch yields) and instantiates `program` in it without running its
-    /// entry point. A start function, if any, runs here under the task's
-    /// limits and timeout.
+    /// Creates the task's store (fresh WASI context, memory limiter, fuel
+    /// on the fuel engine, epoch yields) and instantiates `program` in it
+    /// without running its entry point. A start function, if any, runs here
+    /// under the task's limits, CPU quota and timeout.
     ///
-    /// With the pooling allocator at most `pooling.max_tasks` instances
-    /// exist at once (instantiated or running); one more is refused with
-    /// [`RuntimeError::AtCapacity`]. On any failure the task's logs are
+    /// A task with a fuel limit needs a program compiled for
+    /// [`Metering::Fuel`] ([`RuntimeError::NeedsFuelEngine`] otherwise).
+    /// With the pooling allocator at most `max_tasks` instances of an
+    /// engine exist at once (instantiated or running); one more is refused
+    /// with [`RuntimeError::AtCapacity`]. On any failure the task's logs are
     /// closed: create fresh ones to try again.
     pub async fn instantiate(
         &self,
@@ -137,22 +180,27 @@ impl Runtime {
     ) -> Result<Instance, InstantiateError> {
         let started = Instant::now();
         let config = &self.inner.config;
+        let set = self.engine(program.metering());
         let RunSpec {
             args,
             env,
             sandbox,
             mem_bytes,
             fuel,
+            cpu,
             timeout,
             stdout,
             stderr,
         } = spec;
         let logs = TaskLogs::new(stdout.clone(), stderr.clone());
-        let permit = match &self.inner.admission {
+        if fuel.is_some() && set.metering != Metering::Fuel {
+            return Err(RuntimeError::NeedsFuelEngine.into());
+        }
+        let permit = match &set.admission {
             Some(slots) => Some(slots.clone().try_acquire_owned().map_err(|_| {
                 RuntimeError::AtCapacity(format!(
-                    "{} tasks",
-                    config.pooling.as_ref().map_or(0, |p| p.max_tasks)
+                    "{} tasks on the {} engine",
+                    set.max_tasks, set.metering
                 ))
             })?),
             None => None,
@@ -160,9 +208,11 @@ impl Runtime {
         let meter = Meter {
             started,
             timeout: timeout.unwrap_or(config.default_timeout),
+            engine: set.metering,
             fuel: fuel.unwrap_or(u64::MAX),
             metered: fuel.is_some(),
         };
+        let mut cpu = CpuMeter::new(cpu);
         let limits = TaskLimiter::new(mem_bytes.min(config.max_memory_bytes));
         let mut wasi = wasi_builder(&World {
             args: &args,
@@ -180,11 +230,11 @@ impl Runtime {
                     wasi: wasi.build_p1(),
                     limits,
                 };
-                let mut store = self.store(state, &meter)?;
-                let call = pre.instantiate_async(&mut store);
+                let mut store = self.store(set, state, &meter)?;
+                let call = accounted(pre.instantiate_async(&mut store), &mut cpu);
                 let instance = match race(call, meter.timeout, &never).await {
                     Ended::Returned(Ok(instance)) => instance,
-                    ended => return Err(failed(&store, &meter, &logs, ended.discard())),
+                    ended => return Err(failed(&store, &meter, &cpu, &logs, ended.discard())),
                 };
                 let start = instance
                     .get_typed_func::<(), ()>(&mut store, "_start")
@@ -197,11 +247,11 @@ impl Runtime {
                     table: ResourceTable::new(),
                     limits,
                 };
-                let mut store = self.store(state, &meter)?;
-                let call = pre.instantiate_async(&mut store);
+                let mut store = self.store(set, state, &meter)?;
+                let call = accounted(pre.instantiate_async(&mut store), &mut cpu);
                 let command = match race(call, meter.timeout, &never).await {
                     Ended::Returned(Ok(command)) => command,
-                    ended => return Err(failed(&store, &meter, &logs, ended.discard())),
+                    ended => return Err(failed(&store, &meter, &cpu, &logs, ended.discard())),
                 };
                 Entry::Component { store, command }
             }
@@ -209,33 +259,39 @@ impl Runtime {
         Ok(Instance {
             entry,
             meter,
+            cpu,
             logs,
             permit,
         })
     }
 
-    /// A store with the task's limiter, fuel and epoch behaviour.
+    /// A store on `set`'s engine with the task's limiter, fuel and epoch
+    /// behaviour.
     fn store<T: HasLimits + Send + 'static>(
         &self,
+        set: &EngineSet,
         state: T,
         meter: &Meter,
     ) -> Result<Store<T>, RuntimeError> {
-        let mut store = Store::new(&self.inner.engine, state);
+        let mut store = Store::new(&set.engine, state);
         store.limiter(|s: &mut T| s.limits_mut() as &mut dyn ResourceLimiter);
-        store
-            .set_fuel(meter.fuel)
-            .map_err(|e| RuntimeError::Instantiate(format!("setting fuel: {e:#}")))?;
-        // Yield to the executor at every tick (letting timers, kills and
-        // other tasks run), then carry on.
+        // Yield to the executor at every tick (letting timers, kills, the
+        // CPU quota and other tasks run), then carry on.
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
-        // Also yield every FUEL_YIELD_INTERVAL units: compiled code keeps its
-        // fuel count in a register and stores it only at calls and fuel
-        // yields (not at epoch yields), so without this a task stopped by a
-        // timeout or kill in a tight loop would report almost no fuel.
-        store
-            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
-            .map_err(|e| RuntimeError::Instantiate(format!("setting fuel: {e:#}")))?;
+        if set.metering == Metering::Fuel {
+            let fuel_err =
+                |e: wasmtime::Error| RuntimeError::Instantiate(format!("setting fuel: {e:#}"));
+            store.set_fuel(meter.fuel).map_err(fuel_err)?;
+            // Also yield every FUEL_YIELD_INTERVAL units: compiled code keeps
+            // its fuel count in a register and stores it only at calls and
+            // fuel yields (not at epoch yields), so without this a task
+            // stopped by a timeout or kill in a tight loop would report
+            // almost no fuel.
+            store
+                .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+                .map_err(fuel_err)?;
+        }
         Ok(store)
     }
 }
@@ -245,6 +301,7 @@ impl Runtime {
 fn failed<T: HasLimits>(
     store: &Store<T>,
     meter: &Meter,
+    cpu: &CpuMeter,
     logs: &TaskLogs,
     ended: Ended,
 ) -> InstantiateError {
@@ -257,7 +314,7 @@ fn failed<T: HasLimits>(
             return RuntimeError::Instantiate(format!("{e:#}")).into();
         }
     }
-    let (exit, mut usage) = conclude(store, meter, ended);
+    let (exit, mut usage) = conclude(store, meter, cpu, ended);
     logs.finish(&mut usage);
     InstantiateError::Task(RunOutcome { exit, usage })
 }

@@ -8,7 +8,7 @@ use common::*;
 use std::time::Duration;
 use wasmesos_api::Digest;
 use wasmesos_runtime::{
-    CancellationToken, Exit, InstantiateError, LogStart, ProgramKind, RuntimeError,
+    CancellationToken, Exit, InstantiateError, LogStart, Metering, ProgramKind, RuntimeError,
 };
 
 // ---------------------------------------------------------------- exits
@@ -319,7 +319,7 @@ const SPIN: &str = r#"(func (export "_start") (loop $l (br $l)))"#;
 #[tokio::test]
 async fn fuel_budget_obeyed() {
     let rt = runtime();
-    let program = compile(&rt, &count(1000));
+    let program = compile_fuel(&rt, &count(1000));
     let dir = TaskDir::new();
     let mut spec = dir.spec(&["count"]);
     spec.fuel = Some(1_000_000);
@@ -332,7 +332,7 @@ async fn fuel_budget_obeyed() {
 #[tokio::test]
 async fn fuel_exhausted() {
     let rt = runtime();
-    let program = compile(&rt, &module(SPIN));
+    let program = compile_fuel(&rt, &module(SPIN));
     let dir = TaskDir::new();
     let mut spec = dir.spec(&["spin"]);
     spec.fuel = Some(10_000);
@@ -343,13 +343,38 @@ async fn fuel_exhausted() {
 }
 
 #[tokio::test]
-async fn unmetered_tasks_still_report_fuel() {
+async fn unlimited_tasks_on_the_fuel_engine_still_report_fuel() {
     let rt = runtime();
-    let program = compile(&rt, &count(1000));
+    let program = compile_fuel(&rt, &count(1000));
     let dir = TaskDir::new();
     let outcome = run(&rt, &program, dir.spec(&["count"])).await;
     assert_eq!(outcome.exit, Exit::Exited(0));
     assert!(outcome.usage.fuel_consumed > 1000);
+}
+
+#[tokio::test]
+async fn tasks_on_the_epoch_only_engine_report_no_fuel() {
+    let rt = runtime();
+    let program = compile(&rt, &count(1000));
+    assert_eq!(program.metering(), Metering::EpochOnly);
+    let dir = TaskDir::new();
+    let outcome = run(&rt, &program, dir.spec(&["count"])).await;
+    assert_eq!(outcome.exit, Exit::Exited(0));
+    assert_eq!(outcome.usage.fuel_consumed, 0);
+}
+
+#[tokio::test]
+async fn a_fuel_limit_needs_the_fuel_engine() {
+    let rt = runtime();
+    let program = compile(&rt, &count(1000));
+    let dir = TaskDir::new();
+    let mut spec = dir.spec(&["count"]);
+    spec.fuel = Some(1_000_000);
+    match rt.instantiate(&program, spec).await {
+        Err(InstantiateError::Runtime(RuntimeError::NeedsFuelEngine)) => {}
+        other => panic!("expected NeedsFuelEngine, got {other:?}"),
+    }
+    assert!(dir.stdout.is_closed());
 }
 
 // ----------------------------------------------------------------- time
@@ -381,7 +406,7 @@ async fn timeout_stops_a_spinning_task() {
     let outcome = run(&rt, &program, spec).await;
     assert_eq!(outcome.exit, Exit::TimedOut(Duration::from_millis(100)));
     assert_eq!(outcome.exit.message(), "timed out after 100ms");
-    assert!(outcome.usage.fuel_consumed > 0);
+    assert!(outcome.usage.cpu > Duration::ZERO, "{:?}", outcome.usage);
 }
 
 #[tokio::test]
@@ -557,6 +582,7 @@ async fn a_full_pool_refuses_more_tasks_until_one_ends() {
     let rt = wasmesos_runtime::Runtime::new(wasmesos_runtime::RuntimeConfig {
         max_memory_bytes: 16 << 20,
         pooling: Some(wasmesos_runtime::PoolingConfig::with_max_tasks(2)),
+        metered_pooling: Some(wasmesos_runtime::PoolingConfig::with_max_tasks(2)),
         ..Default::default()
     })
     .unwrap();
@@ -589,15 +615,23 @@ fn compiling_a_digest_twice_hits_the_cache() {
     let rt = runtime();
     let bytes = wasm(&module(HELLO));
     let digest = Digest::of(&bytes);
-    assert!(rt.cached(&digest).is_none());
-    let first = rt.compile(&digest, &bytes).unwrap();
-    let second = rt.compile(&digest, &bytes).unwrap();
+    let epoch = Metering::EpochOnly;
+    assert!(rt.cached(&digest, epoch).is_none());
+    let first = rt.compile(&digest, &bytes, epoch).unwrap();
+    let second = rt.compile(&digest, &bytes, epoch).unwrap();
     assert_eq!(first.digest(), second.digest());
     let stats = rt.cache_stats();
     assert_eq!((stats.compiled, stats.hits, stats.programs), (1, 1, 1));
-    assert!(rt.cached(&digest).is_some());
+    assert!(rt.cached(&digest, epoch).is_some());
+    // The fuel engine needs its own compile, kept beside the first.
+    assert!(rt.cached(&digest, Metering::Fuel).is_none());
+    let fuel = rt.compile(&digest, &bytes, Metering::Fuel).unwrap();
+    assert_eq!(fuel.metering(), Metering::Fuel);
+    let stats = rt.cache_stats();
+    assert_eq!((stats.compiled, stats.programs), (2, 2));
     assert!(rt.forget(&digest));
-    assert!(rt.cached(&digest).is_none());
+    assert!(rt.cached(&digest, epoch).is_none());
+    assert!(rt.cached(&digest, Metering::Fuel).is_none());
 }
 
 #[test]
@@ -607,7 +641,7 @@ fn concurrent_compiles_of_one_digest_compile_once() {
     let digest = Digest::of(&bytes);
     std::thread::scope(|s| {
         for _ in 0..4 {
-            s.spawn(|| rt.compile(&digest, &bytes).unwrap());
+            s.spawn(|| rt.compile(&digest, &bytes, Metering::EpochOnly).unwrap());
         }
     });
     assert_eq!(rt.cache_stats().compiled, 1);
@@ -618,7 +652,9 @@ fn concurrent_compiles_of_one_digest_compile_once() {
 fn bytes_that_are_not_webassembly() {
     let rt = runtime();
     let bytes = b"#!/bin/sh\necho hi\n";
-    let err = rt.compile(&Digest::of(bytes), bytes).unwrap_err();
+    let err = rt
+        .compile(&Digest::of(bytes), bytes, Metering::EpochOnly)
+        .unwrap_err();
     assert!(matches!(err, RuntimeError::NotWasm(_)), "{err}");
     assert!(
         err.to_string().starts_with("not a WebAssembly module"),
@@ -631,11 +667,16 @@ fn invalid_webassembly() {
     let rt = runtime();
     // A valid header followed by a truncated section.
     let bytes = b"\0asm\x01\0\0\0\x01\xff";
-    let err = rt.compile(&Digest::of(bytes), bytes).unwrap_err();
+    let err = rt
+        .compile(&Digest::of(bytes), bytes, Metering::EpochOnly)
+        .unwrap_err();
     assert!(matches!(err, RuntimeError::Invalid(_)), "{err}");
     assert!(err.to_string().starts_with("invalid module: "), "{err}");
     // Failures are not cached: the next attempt compiles again.
-    assert!(rt.compile(&Digest::of(bytes), bytes).is_err());
+    assert!(
+        rt.compile(&Digest::of(bytes), bytes, Metering::EpochOnly)
+            .is_err()
+    );
     assert_eq!(rt.cache_stats().compiled, 2);
 }
 
@@ -643,13 +684,15 @@ fn invalid_webassembly() {
 fn modules_that_cannot_run_as_tasks() {
     let rt = runtime();
     let no_start = wasm("(module (func (export \"main\")))");
-    let err = rt.compile(&Digest::of(&no_start), &no_start).unwrap_err();
+    let err = rt
+        .compile(&Digest::of(&no_start), &no_start, Metering::EpochOnly)
+        .unwrap_err();
     assert!(err.to_string().contains("`_start"), "{err}");
 
     let odd_import =
         wasm("(module (import \"env\" \"launch_missiles\" (func)) (func (export \"_start\")))");
     let err = rt
-        .compile(&Digest::of(&odd_import), &odd_import)
+        .compile(&Digest::of(&odd_import), &odd_import, Metering::EpochOnly)
         .unwrap_err();
     assert!(matches!(err, RuntimeError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("launch_missiles"), "{err}");
@@ -659,7 +702,9 @@ fn modules_that_cannot_run_as_tasks() {
 fn bytes_must_match_their_digest() {
     let rt = runtime();
     let bytes = wasm(&module(HELLO));
-    let err = rt.compile(&Digest::of(b"other"), &bytes).unwrap_err();
+    let err = rt
+        .compile(&Digest::of(b"other"), &bytes, Metering::EpochOnly)
+        .unwrap_err();
     assert!(matches!(err, RuntimeError::DigestMismatch { .. }), "{err}");
 }
 
@@ -693,7 +738,9 @@ async fn wasi_command_components_run() {
 fn components_that_are_not_commands_are_refused() {
     let rt = runtime();
     let bytes = wasm("(component)");
-    let err = rt.compile(&Digest::of(&bytes), &bytes).unwrap_err();
+    let err = rt
+        .compile(&Digest::of(&bytes), &bytes, Metering::EpochOnly)
+        .unwrap_err();
     assert!(matches!(err, RuntimeError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("wasi:cli/run"), "{err}");
 }
@@ -766,7 +813,7 @@ fn compiled_code_can_be_kept_on_disk_across_restarts() {
     let bytes = wasm(&module(HELLO));
     let digest = Digest::of(&bytes);
     let first = wasmesos_runtime::Runtime::new(config()).unwrap();
-    first.compile(&digest, &bytes).unwrap();
+    first.compile(&digest, &bytes, Metering::EpochOnly).unwrap();
     assert!(
         walk(cache.path()) > 0,
         "nothing written to the compile cache"
@@ -775,7 +822,9 @@ fn compiled_code_can_be_kept_on_disk_across_restarts() {
     // A restarted runtime loads from the same cache (wasmtime keys it by the
     // bytes and the engine's settings).
     let second = wasmesos_runtime::Runtime::new(config()).unwrap();
-    let program = second.compile(&digest, &bytes).unwrap();
+    let program = second
+        .compile(&digest, &bytes, Metering::EpochOnly)
+        .unwrap();
     assert_eq!(program.digest(), &digest);
 }
 

@@ -4,13 +4,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
-use wasmesos_agent::AgentConfig;
+use wasmesos_agent::{AgentConfig, RetentionPolicy};
 use wasmesos_api::{DEFAULT_MASTER, Resources};
 
 use super::{
     attributes_arg, default_data_dir, detect_resources, init_logging, interrupted, resources_arg,
 };
+use crate::format::parse_duration;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,6 +39,26 @@ pub struct Args {
     /// The name the agent reports (default: the hostname).
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Threads tasks run on, apart from the agent's own (default: the
+    /// agent's cpus).
+    #[arg(long)]
+    pub task_threads: Option<usize>,
+    /// Tasks running at once; more wait for a slot. Sizes the runtime's
+    /// pools; the agent refuses to start if this machine's memory-mapping
+    /// or open-file limits cannot hold them.
+    #[arg(long, default_value = "1000")]
+    pub max_tasks: u32,
+    /// Tasks with a fuel limit running at once (default: a quarter of
+    /// --max-tasks).
+    #[arg(long)]
+    pub max_metered_tasks: Option<u32>,
+    /// Finished tasks whose sandbox and logs are kept; older ones are
+    /// removed.
+    #[arg(long, default_value = "1000")]
+    pub retain_tasks: usize,
+    /// How long a finished task's sandbox and logs are kept, e.g. 24h, 30m.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub retain_for: Duration,
 }
 
 impl Args {
@@ -53,6 +76,13 @@ impl Args {
             .filter(|m| !m.is_empty())
             .collect();
         cfg.addr_file = self.addr_file.clone();
+        cfg.task_threads = self.task_threads.unwrap_or(0);
+        cfg.max_tasks = self.max_tasks;
+        cfg.max_metered_tasks = self.max_metered_tasks.unwrap_or(0);
+        cfg.retention = RetentionPolicy {
+            keep: self.retain_tasks,
+            max_age: self.retain_for,
+        };
         cfg.hostname = self.hostname.clone();
         cfg.attributes = self
             .attributes

@@ -7,7 +7,8 @@
 //!   submit until the last attempt finished, with each job's
 //!   submit → finish time from the master's records.
 //!
-//! It prints figures; nothing here asserts on speed.
+//! `wasmesos bench runtime` measures the task runtime in-process instead
+//! (`bench_runtime`). It prints figures; nothing here asserts on speed.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -28,7 +29,10 @@ use crate::client::{MasterArg, connect, failed};
 use crate::commands::submit::upload;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
     /// Jobs one at a time, for latency.
     #[arg(long, default_value = "100")]
     pub latency: usize,
@@ -57,7 +61,18 @@ pub struct Args {
     pub master: MasterArg,
 }
 
+/// Benchmarks other than the cluster's.
+#[derive(clap::Subcommand, Debug)]
+pub enum Mode {
+    /// The task runtime in this process (no cluster), beside fork/exec,
+    /// the wasmtime CLI and crun.
+    Runtime(crate::commands::bench_runtime::Args),
+}
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Mode::Runtime(a)) = args.mode {
+        return crate::commands::bench_runtime::run(a).await;
+    }
     let bytes = match &args.module {
         Some(p) => std::fs::read(p).map_err(|e| anyhow!("cannot read {}: {e}", p.display()))?,
         None => wasmesos_builtin::HELLO_TASK.to_vec(),

@@ -129,9 +129,22 @@ fn show(t: &Task) -> String {
     line(
         "usage",
         format!(
-            "wall {} · fuel {} · peak mem {} · stdout {} · stderr {}{}",
+            "wall {} · cpu {}{} · fuel {} · peak mem {} · stdout {} · stderr {}{}",
             duration_ms(usage.wall_ms as i64),
-            usage.fuel_consumed,
+            duration_ms(usage.cpu_ms as i64),
+            if usage.cpu_throttled_ms > 0 {
+                format!(
+                    " (held back {} by its cpus)",
+                    duration_ms(usage.cpu_throttled_ms as i64)
+                )
+            } else {
+                String::new()
+            },
+            if usage.fuel_consumed == 0 && limits.fuel == 0 {
+                "not counted".to_string()
+            } else {
+                usage.fuel_consumed.to_string()
+            },
             format_size(usage.peak_mem_bytes),
             format_size(usage.stdout_bytes),
             format_size(usage.stderr_bytes),
@@ -145,5 +158,38 @@ fn show(t: &Task) -> String {
             }
         ),
     );
+    if !t.result.is_empty() {
+        line("result", result_preview(&t.result));
+    }
     out
+}
+
+/// How many bytes of a result `task show` prints.
+const RESULT_PREVIEW: usize = 64;
+
+/// `12B "42\n"`, or for longer or binary results their size and first
+/// bytes.
+fn result_preview(result: &[u8]) -> String {
+    let head = &result[..result.len().min(RESULT_PREVIEW)];
+    let text = String::from_utf8_lossy(head);
+    let more = if result.len() > head.len() { "…" } else { "" };
+    format!(
+        "{} {:?}{more}",
+        format_size(result.len() as u64),
+        text.as_ref()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_previewed_with_their_size() {
+        assert_eq!(result_preview(b"42\n"), "3B \"42\\n\"");
+        let long = vec![b'x'; 100];
+        let shown = result_preview(&long);
+        assert!(shown.starts_with("100B \"xxx"), "{shown}");
+        assert!(shown.ends_with('…'), "{shown}");
+    }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wasmesos_api::Digest;
 use wasmesos_runtime::{
-    CancellationToken, InstantiateError, LogFile, PoolingConfig, Program, RunOutcome, RunSpec,
-    Runtime, RuntimeConfig,
+    CancellationToken, InstantiateError, LogFile, Metering, PoolingConfig, Program, RunOutcome,
+    RunSpec, Runtime, RuntimeConfig,
 };
 
 /// Every WASI import the test modules use (imports come first in WAT).
@@ -71,11 +71,13 @@ pub fn wasm(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).expect("test WAT parses")
 }
 
-/// A runtime sized for tests: a pool of 8 tasks of at most 64 MiB.
+/// A runtime sized for tests: pools of 8 tasks (per engine) of at most
+/// 64 MiB.
 pub fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
         max_memory_bytes: 64 << 20,
         pooling: Some(PoolingConfig::with_max_tasks(8)),
+        metered_pooling: Some(PoolingConfig::with_max_tasks(8)),
         ..RuntimeConfig::default()
     })
     .expect("runtime starts")
@@ -86,14 +88,25 @@ pub fn on_demand_runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
         max_memory_bytes: 64 << 20,
         pooling: None,
+        metered_pooling: None,
         ..RuntimeConfig::default()
     })
     .expect("runtime starts")
 }
 
+/// Compiled for the epoch-only engine (tasks without a fuel limit).
 pub fn compile(rt: &Runtime, wat: &str) -> Program {
+    compile_for(rt, wat, Metering::EpochOnly)
+}
+
+/// Compiled for the fuel engine (tasks with a fuel limit).
+pub fn compile_fuel(rt: &Runtime, wat: &str) -> Program {
+    compile_for(rt, wat, Metering::Fuel)
+}
+
+pub fn compile_for(rt: &Runtime, wat: &str, metering: Metering) -> Program {
     let bytes = wasm(wat);
-    rt.compile(&Digest::of(&bytes), &bytes)
+    rt.compile(&Digest::of(&bytes), &bytes, metering)
         .expect("test program compiles")
 }
 
@@ -132,6 +145,7 @@ impl TaskDir {
             sandbox: self.sandbox(),
             mem_bytes: 16 << 20,
             fuel: None,
+            cpu: None,
             timeout: Some(Duration::from_secs(60)),
             stdout: self.stdout.clone(),
             stderr: self.stderr.clone(),
