@@ -13,12 +13,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// (package, target, output file) of each guest. Guests of one target are
-/// built by one nested cargo run, so `chaos` (a test fixture) shares the
-/// SDK's build with `jobs` and costs only its own crate and link.
+/// built by one nested cargo run, so the schedulers after `jobs` (the
+/// `chaos` fixture and the `service` and `pi` examples) share the SDK's
+/// build with it and cost only their own crate and link; `pi-task` rides
+/// along with `hello`.
 const GUESTS: &[(&str, &str, &str)] = &[
     ("jobs", "wasm32-wasip2", "jobs.wasm"),
     ("chaos", "wasm32-wasip2", "chaos.wasm"),
+    ("service", "wasm32-wasip2", "service.wasm"),
+    ("pi", "wasm32-wasip2", "pi.wasm"),
     ("hello", "wasm32-wasip1", "hello.wasm"),
+    ("pi-task", "wasm32-wasip1", "pi-task.wasm"),
 ];
 
 fn main() {

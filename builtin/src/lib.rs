@@ -1,7 +1,9 @@
 //! The guests wasmesos ships inside its binary, as bytes: the jobs
 //! scheduler component (deployed by the master as the built-in `jobs`
-//! framework), the `hello` task module (for tests and demos) and the
-//! `chaos` scheduler component (a test fixture only). They are
+//! framework), the `hello` task module (for tests and demos), the `chaos`
+//! scheduler component (a test fixture only), and the `service` and `pi`
+//! example schedulers with the `pi-task` module (examples: nothing deploys
+//! them; tests and users do, with `wasmesos framework deploy`). They are
 //! built from `examples/` (with `sdk/` and `wit/`) for wasm targets by this
 //! crate's build script; nothing here depends on a Wasm runtime, so any
 //! crate (master, agent, cli, tests) can embed them cheaply.
@@ -28,6 +30,25 @@ pub const CHAOS_SCHEDULER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cha
 /// at the top of `examples/hello/src/main.rs`).
 pub const HELLO_TASK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello.wasm"));
 
+/// The service scheduler (`examples/service`, an **example**: nothing
+/// deploys it): a component of the same world as [`JOBS_SCHEDULER`] that
+/// keeps N instances of a long-running task, replaces failed ones with
+/// backoff, spreads them across agents, scales, and rolls out a new module
+/// one instance at a time. Driven by config keys and "user" messages; see
+/// `examples/service/README.md`.
+pub const SERVICE_SCHEDULER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/service.wasm"));
+
+/// The pi scheduler (`examples/pi`, an **example**: nothing deploys it): a
+/// component of the same world as [`JOBS_SCHEDULER`] that fans out Monte
+/// Carlo [`PI_TASK`]s on a "user" message and combines their result
+/// payloads into an estimate of pi; see `examples/pi/README.md`.
+pub const PI_SCHEDULER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pi.wasm"));
+
+/// The `pi-task` task (`examples/pi-task`): a WASI preview 1 core module.
+/// `--samples N --seed S` counts random points in the unit circle and
+/// writes `{"hits":H,"samples":N}` to the file `result` in its sandbox.
+pub const PI_TASK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pi-task.wasm"));
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,8 +65,17 @@ mod tests {
     }
 
     #[test]
-    fn hello_task_is_a_core_module() {
+    fn example_schedulers_are_components() {
+        for bytes in [SERVICE_SCHEDULER, PI_SCHEDULER] {
+            assert_eq!(&bytes[..8], b"\0asm\x0d\x00\x01\x00");
+        }
+    }
+
+    #[test]
+    fn tasks_are_core_modules() {
         // Magic, then version 1 with layer 0 (core module).
-        assert_eq!(&HELLO_TASK[..8], b"\0asm\x01\x00\x00\x00");
+        for bytes in [HELLO_TASK, PI_TASK] {
+            assert_eq!(&bytes[..8], b"\0asm\x01\x00\x00\x00");
+        }
     }
 }

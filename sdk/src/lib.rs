@@ -4,54 +4,65 @@
 //! implements the `scheduler` world of `wit/scheduler.wit`; the master hosts
 //! it (`schedhost/` on the other side of the contract). This crate holds the
 //! one `wit_bindgen::generate!` over `wit/` ([`bindings`]) and what makes
-//! writing a scheduler pleasant: [`Resources`] arithmetic, a [`Host`] trait
-//! over the imports with typed JSON state (and an in-memory [`MemoryHost`]
-//! so decision logic is unit-testable natively), command constructors
-//! ([`cmd`]) and the job [`Submission`] format. The bundled schedulers in
-//! `examples/` use it; `builtin/` builds and embeds them.
+//! writing a scheduler pleasant:
+//!
+//! - the [`Scheduler`] trait: every callback has a no-op default, takes
+//!   `&mut self` and the host, and returns an [`Outcome`]; export it with
+//!   [`scheduler!`];
+//! - a [`Host`] trait over the imports with typed JSON state, and an
+//!   in-memory [`MemoryHost`] so decision logic is unit-testable natively;
+//! - [`Resources`] arithmetic in the host's fixed point, [`parse_size`] and
+//!   [`cpus_milli`] for amounts as people write them, and config lookup on
+//!   [`Registration`];
+//! - a [`Packer`] (and [`pack`]) placing tasks on offers under
+//!   [`Constraints`] (spread across agents, at most K per agent,
+//!   attributes);
+//! - command constructors ([`cmd`]) and the job [`Submission`] format.
+//!
+//! The bundled schedulers in `examples/` use it; `builtin/` builds and
+//! embeds them. The generated [`Guest`] trait and [`export_scheduler!`]
+//! remain for authors who want the raw bindings (the `chaos` fixture).
 //!
 //! ```no_run
-//! use wasmesos_sdk::{Command, Guest, Message, Offer, Registration, Reply, TaskStatus, cmd};
+//! use wasmesos_sdk::{Host, Offer, Outcome, Packer, Registration, Scheduler, cmd};
 //!
+//! /// Runs nothing; shows the shape.
+//! #[derive(Default)]
 //! struct Idle;
 //!
-//! impl Guest for Idle {
-//!     fn registered(_: Registration) -> Vec<Command> {
-//!         vec![cmd::suppress()]
+//! impl Scheduler for Idle {
+//!     fn registered(&mut self, _: &mut impl Host, _: &Registration) -> Outcome {
+//!         Ok(vec![cmd::suppress()])
 //!     }
-//!     fn offers(offers: Vec<Offer>) -> Vec<Command> {
-//!         vec![cmd::decline(offers.into_iter().map(|o| o.id).collect(), 60.0)]
-//!     }
-//!     fn offer_rescinded(_: String) -> Vec<Command> {
-//!         Vec::new()
-//!     }
-//!     fn status_update(_: TaskStatus) -> Vec<Command> {
-//!         Vec::new()
-//!     }
-//!     fn message(_: Message) -> Result<Reply, String> {
-//!         Err("this scheduler takes no messages".into())
-//!     }
-//!     fn agent_lost(_: String) -> Vec<Command> {
-//!         Vec::new()
-//!     }
-//!     fn timer(_: String) -> Vec<Command> {
-//!         Vec::new()
+//!     fn offers(&mut self, _: &mut impl Host, offers: &[Offer]) -> Outcome {
+//!         // Nothing to place: every offer comes back as unused.
+//!         let packer = Packer::new(offers);
+//!         Ok(packer.finish().commands(60.0))
 //!     }
 //! }
 //!
-//! wasmesos_sdk::export_scheduler!(Idle);
+//! wasmesos_sdk::scheduler!(Idle);
 //! ```
 
 pub mod cmd;
+mod config;
 mod host;
 pub mod log;
+mod pack;
 mod resources;
+mod scheduler;
 mod submission;
+mod units;
 
 pub use host::{Host, HostError, Imports, MemoryHost};
+pub use pack::{Constraints, Packed, Packer, pack};
+#[doc(hidden)]
+pub use scheduler::call as __call;
+pub use scheduler::{Error, Outcome, Scheduler};
 pub use submission::{
     Submission, SubmittedLimits, SubmittedResources, SubmittedTask, parse_task_id,
 };
+pub use units::{cpus_milli, parse_size};
 
 /// The bindings generated from `wit/` (world `scheduler`), public so that
 /// authors can reach every generated type and the raw imports.

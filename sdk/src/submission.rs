@@ -3,7 +3,7 @@
 //! with N from 1.
 //!
 //! ```json
-//! {"job_id":"job-17","name":"nightly","max_attempts":1,
+//! {"job_id":"job-17","name":"nightly","max_attempts":1,"priority":0,
 //!  "task":{"module_digest":"sha256:…","args":["a"],"env":{"K":"V"},
 //!          "resources":{"cpus_milli":500,"mem_bytes":67108864,"disk_bytes":0,"scalars_milli":{}},
 //!          "limits":{"fuel":0,"timeout_ms":0,"log_bytes":0}}}
@@ -35,6 +35,10 @@ pub struct Submission {
     /// How many attempts before the job counts as failed; 0 means 1.
     #[serde(default, deserialize_with = "nullable")]
     pub max_attempts: u32,
+    /// Higher goes first; the jobs scheduler runs equal priorities in
+    /// submission order.
+    #[serde(default, deserialize_with = "nullable")]
+    pub priority: i32,
     pub task: SubmittedTask,
 }
 
@@ -201,13 +205,14 @@ mod tests {
     #[test]
     fn parses_the_full_form() {
         let body = format!(
-            r#"{{"job_id":"job-17","name":"nightly","max_attempts":3,
+            r#"{{"job_id":"job-17","name":"nightly","max_attempts":3,"priority":-4,
                "task":{{"module_digest":"{DIGEST}","args":["a"],"env":{{"K":"V"}},
                         "resources":{{"cpus_milli":500,"mem_bytes":67108864,"disk_bytes":0,"scalars_milli":{{"gpus":1000}}}},
                         "limits":{{"fuel":7,"timeout_ms":8,"log_bytes":9}}}}}}"#
         );
         let s = Submission::parse(body.as_bytes()).unwrap();
         assert_eq!(s.attempts(), 3);
+        assert_eq!(s.priority, -4);
         let t = s.task_info(2);
         assert_eq!(t.task_id, "job-17.2");
         assert_eq!(t.name, "nightly");
@@ -233,11 +238,12 @@ mod tests {
         assert!(s.resources().is_empty());
 
         let body = format!(
-            r#"{{"job_id":"j","name":null,"max_attempts":null,
+            r#"{{"job_id":"j","name":null,"max_attempts":null,"priority":null,
                "task":{{"module_digest":"{DIGEST}","args":null,"env":null,"resources":{{"cpus_milli":null}},"limits":null}}}}"#
         );
         let s = Submission::parse(body.as_bytes()).unwrap();
         assert_eq!(s.max_attempts, 0);
+        assert_eq!(s.priority, 0);
         assert_eq!(s.task.resources, SubmittedResources::default());
     }
 

@@ -116,16 +116,24 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A master process and an agent process on loopback.
+/// A master process and agent processes on loopback.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub master: String,
     master_proc: Child,
-    agent_proc: Child,
+    agent_procs: Vec<Child>,
 }
 
 impl Cluster {
+    /// A master and one agent.
     pub fn start() -> Cluster {
+        Cluster::start_with(1)
+    }
+
+    /// A master and `agents` agents (cpus:2, mem:2GiB, disk:1GiB each),
+    /// once all are ACTIVE. Agent 0 keeps its files under `agent*` in the
+    /// cluster's directory, agent N under `agent-N*`.
+    pub fn start_with(agents: usize) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         let mut master_proc = spawn(
@@ -146,37 +154,44 @@ impl Cluster {
             &d.join("master.log"),
         );
         let master = format!("http://{addr}");
-        let mut agent_proc = spawn(
-            &[
-                "agent",
-                "--master",
-                &master,
-                "--listen",
-                "127.0.0.1:0",
-                "--resources",
-                "cpus:2,mem:2GiB,disk:1GiB",
-                "--work-dir",
-                &d.join("agent").display().to_string(),
-                "--addr-file",
-                &d.join("agent.addr").display().to_string(),
-            ],
-            &d.join("agent.log"),
-        );
-        wait_for_addr(&d.join("agent.addr"), &mut agent_proc, &d.join("agent.log"));
+        let mut agent_procs = Vec::new();
+        for i in 0..agents {
+            let name = agent_name(i);
+            let log = d.join(format!("{name}.log"));
+            let addr_file = d.join(format!("{name}.addr"));
+            let mut agent = spawn(
+                &[
+                    "agent",
+                    "--master",
+                    &master,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--resources",
+                    "cpus:2,mem:2GiB,disk:1GiB",
+                    "--work-dir",
+                    &d.join(&name).display().to_string(),
+                    "--addr-file",
+                    &addr_file.display().to_string(),
+                ],
+                &log,
+            );
+            wait_for_addr(&addr_file, &mut agent, &log);
+            agent_procs.push(agent);
+        }
         let cluster = Cluster {
             dir,
             master,
             master_proc,
-            agent_proc,
+            agent_procs,
         };
-        cluster.wait_for_agent();
+        cluster.wait_for_agents(agents);
         cluster
     }
 
-    fn wait_for_agent(&self) {
-        eventually("the agent to register", || {
+    fn wait_for_agents(&self, n: usize) {
+        eventually(&format!("{n} agent(s) to register"), || {
             let r = self.run(&["agents"]);
-            r.stdout.contains("ACTIVE").then_some(())
+            (r.stdout.matches("ACTIVE").count() >= n).then_some(())
         });
     }
 
@@ -205,20 +220,32 @@ impl Cluster {
         });
     }
 
-    /// The master's and agent's logs, for failure messages.
+    /// The master's and agents' logs, for failure messages.
     pub fn logs(&self) -> String {
         let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
-        format!(
-            "--- master.log\n{}--- agent.log\n{}",
-            read("master.log"),
-            read("agent.log")
-        )
+        let mut out = format!("--- master.log\n{}", read("master.log"));
+        for i in 0..self.agent_procs.len() {
+            let log = format!("{}.log", agent_name(i));
+            out.push_str(&format!("--- {log}\n{}", read(&log)));
+        }
+        out
+    }
+}
+
+/// The file-name stem of agent `i`: `agent`, then `agent-1`, `agent-2`, …
+fn agent_name(i: usize) -> String {
+    if i == 0 {
+        "agent".to_string()
+    } else {
+        format!("agent-{i}")
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        stop(&mut self.agent_proc);
+        for agent in &mut self.agent_procs {
+            stop(agent);
+        }
         stop(&mut self.master_proc);
         if std::thread::panicking() {
             eprintln!("{}", self.logs());

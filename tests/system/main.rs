@@ -8,6 +8,8 @@
 mod harness;
 
 mod bad_input;
+mod examples;
 mod frameworks;
 mod lifecycle;
+mod python;
 mod submit;

@@ -1,15 +1,62 @@
 //! The scheduler's decisions against an in-memory host.
 
-use wasmesos_sdk::{Command, Host, MemoryHost, Message, Offer, Resources, TaskState, TaskStatus};
+use wasmesos_sdk::{
+    Command, Host, MemoryHost, Message, Offer, Registration, Resources, TaskState, TaskStatus,
+};
 
 use super::*;
+
+/// The callbacks under the default config (what `registered` with no
+/// config sets), one call each: the scheduler keeps nothing else in memory.
+fn registered(h: &mut MemoryHost) -> Outcome {
+    Jobs::default().registered(h, &registration(&[]))
+}
+
+fn offers(h: &mut MemoryHost, offers: &[Offer]) -> Outcome {
+    Jobs::default().offers(h, offers)
+}
+
+fn status_update(h: &mut MemoryHost, st: &TaskStatus) -> Outcome {
+    Jobs::default().status_update(h, st)
+}
+
+fn message(h: &mut MemoryHost, m: &Message) -> Outcome<Result<Reply, String>> {
+    Jobs::default().message(h, m)
+}
+
+fn timer(h: &mut MemoryHost, id: &str) -> Outcome {
+    Jobs::default().timer(h, id)
+}
+
+fn registration(config: &[(&str, &str)]) -> Registration {
+    Registration {
+        framework_id: "fw-1".into(),
+        name: "jobs".into(),
+        role: "default".into(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        reregistered: true,
+    }
+}
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const MIB: u64 = 1 << 20;
 
 fn submit(h: &mut MemoryHost, job: &str, cpus_milli: u64, max_attempts: u32) {
+    submit_with_priority(h, job, cpus_milli, max_attempts, 0);
+}
+
+fn submit_with_priority(
+    h: &mut MemoryHost,
+    job: &str,
+    cpus_milli: u64,
+    max_attempts: u32,
+    priority: i32,
+) {
     let body = format!(
-        r#"{{"job_id":"{job}","max_attempts":{max_attempts},
+        r#"{{"job_id":"{job}","max_attempts":{max_attempts},"priority":{priority},
            "task":{{"module_digest":"{DIGEST}","resources":{{"cpus_milli":{cpus_milli},"mem_bytes":{}}}}}}}"#,
         64 * MIB
     );
@@ -218,23 +265,154 @@ fn no_work_declines_for_five_seconds_and_suppresses() {
 }
 
 #[test]
-fn failures_retry_at_the_front_until_attempts_run_out() {
-    let mut h = MemoryHost::default();
-    submit(&mut h, "flaky", 1000, 2);
+fn failures_retry_after_a_backoff_in_their_place_until_attempts_run_out() {
+    let mut h = MemoryHost {
+        now_ms: 10_000,
+        ..MemoryHost::default()
+    };
+    submit(&mut h, "flaky", 1000, 3);
     offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
     submit(&mut h, "later", 1000, 1);
 
+    // Attempt 1 failed: the retry waits a second, with a timer to fetch it.
     let cmds = status_update(&mut h, &status("flaky.1", TaskState::Failed, false)).unwrap();
-    assert_eq!(cmds, [Command::Revive]);
-    assert_eq!(queued_jobs(&h), ["flaky", "later"], "a retry goes first");
-
-    let cmds = offers(&mut h, &[offer("o2", cpus(1000))]).unwrap();
-    assert_eq!(launches(&cmds), [("o2".into(), vec!["flaky.2".into()])]);
-    let cmds = status_update(&mut h, &status("flaky.2", TaskState::Lost, false)).unwrap();
-    assert!(cmds.is_empty(), "no third attempt: {cmds:?}");
+    assert_eq!(cmds, [cmd::set_timer(RETRY_TIMER, 1000)]);
+    assert_eq!(summary(&h).retrying_jobs, ["flaky"]);
     assert_eq!(queued_jobs(&h), ["later"]);
-    assert_eq!(summary(&h).running, 0);
+    // Meanwhile offers go to the jobs that are queued.
+    let cmds = offers(&mut h, &[offer("o2", cpus(1000))]).unwrap();
+    assert_eq!(launches(&cmds), [("o2".into(), vec!["later.1".into()])]);
+
+    // A timer that fires early (or a stray one) moves nothing.
+    h.now_ms = 10_999;
+    assert_eq!(
+        timer(&mut h, RETRY_TIMER).unwrap(),
+        [cmd::set_timer(RETRY_TIMER, 1)]
+    );
+    assert!(timer(&mut h, "other").unwrap().is_empty());
+    h.now_ms = 11_000;
+    assert_eq!(timer(&mut h, RETRY_TIMER).unwrap(), [Command::Revive]);
+    assert_eq!(queued_jobs(&h), ["flaky"]);
+    assert_eq!(summary(&h).retrying, 0);
+
+    // Attempt 2 fails too: twice the delay.
+    offers(&mut h, &[offer("o3", cpus(1000))]).unwrap();
+    let cmds = status_update(&mut h, &status("flaky.2", TaskState::Lost, false)).unwrap();
+    assert_eq!(cmds, [cmd::set_timer(RETRY_TIMER, 2000)]);
+    h.now_ms = 13_000;
+    timer(&mut h, RETRY_TIMER).unwrap();
+    let cmds = offers(&mut h, &[offer("o4", cpus(1000))]).unwrap();
+    assert_eq!(launches(&cmds), [("o4".into(), vec!["flaky.3".into()])]);
+
+    // The last attempt failed: no more.
+    let cmds = status_update(&mut h, &status("flaky.3", TaskState::Error, false)).unwrap();
+    assert!(cmds.is_empty(), "no fourth attempt: {cmds:?}");
+    assert_eq!(summary(&h).running, 1, "later.1 still runs");
     assert!(h.get("job/flaky").is_none());
+    assert!(h.logs.iter().any(|(_, m)| m.contains("giving up after 3")));
+}
+
+#[test]
+fn a_retry_goes_back_ahead_of_jobs_submitted_after_it() {
+    let mut h = MemoryHost::default();
+    submit(&mut h, "first", 1000, 2);
+    offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
+    submit(&mut h, "second", 1000, 1);
+    status_update(&mut h, &status("first.1", TaskState::Failed, false)).unwrap();
+    h.now_ms += 1000;
+    timer(&mut h, RETRY_TIMER).unwrap();
+    assert_eq!(queued_jobs(&h), ["first", "second"]);
+}
+
+#[test]
+fn retry_timers_cover_the_earliest_and_are_rearmed_on_registration() {
+    let mut h = MemoryHost::default();
+    submit(&mut h, "a", 1000, 5);
+    submit(&mut h, "b", 1000, 5);
+    offers(&mut h, &[offer("o1", cpus(2000))]).unwrap();
+    status_update(&mut h, &status("a.1", TaskState::Failed, false)).unwrap();
+    // b fails later, with a later due time: the timer stays on a's.
+    h.now_ms = 400;
+    let cmds = status_update(&mut h, &status("b.1", TaskState::Failed, false)).unwrap();
+    assert_eq!(cmds, [cmd::set_timer(RETRY_TIMER, 600)]);
+    assert_eq!(summary(&h).retrying_jobs, ["a", "b"]);
+
+    // After a restart (timers are lost), registration sets it again.
+    h.now_ms = 500;
+    assert_eq!(
+        registered(&mut h).unwrap(),
+        [Command::Suppress, cmd::set_timer(RETRY_TIMER, 500)]
+    );
+    // Long overdue: fire at once, and both go.
+    h.now_ms = 5000;
+    assert_eq!(
+        registered(&mut h).unwrap(),
+        [Command::Suppress, cmd::set_timer(RETRY_TIMER, 0)]
+    );
+    assert_eq!(timer(&mut h, RETRY_TIMER).unwrap(), [Command::Revive]);
+    assert_eq!(queued_jobs(&h), ["a", "b"]);
+}
+
+#[test]
+fn the_backoff_is_configurable_and_zero_retries_at_once() {
+    let mut h = MemoryHost::default();
+    let mut jobs = Jobs::default();
+    let cmds = jobs
+        .registered(
+            &mut h,
+            &registration(&[("retry-backoff-ms", "0"), ("retry-backoff-max-ms", "5")]),
+        )
+        .unwrap();
+    assert_eq!(cmds, [Command::Suppress]);
+    submit(&mut h, "a", 1000, 2);
+    jobs.offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
+    let cmds = jobs
+        .status_update(&mut h, &status("a.1", TaskState::Failed, false))
+        .unwrap();
+    assert_eq!(cmds, [Command::Revive]);
+    assert_eq!(queued_jobs(&h), ["a"]);
+
+    let bad = Jobs::default().registered(&mut h, &registration(&[("retry-backoff-ms", "1s")]));
+    let err = bad.unwrap_err().to_string();
+    assert!(err.contains("retry-backoff-ms"), "{err}");
+}
+
+#[test]
+fn higher_priorities_go_first_and_equal_ones_in_submission_order() {
+    let mut h = MemoryHost::default();
+    submit_with_priority(&mut h, "low-1", 1000, 1, -5);
+    submit_with_priority(&mut h, "mid-1", 1000, 1, 0);
+    submit_with_priority(&mut h, "high-1", 1000, 1, 10);
+    submit_with_priority(&mut h, "mid-2", 1000, 1, 0);
+    submit_with_priority(&mut h, "high-2", 1000, 1, 10);
+    submit_with_priority(&mut h, "top", 1000, 1, i32::MAX);
+    submit_with_priority(&mut h, "bottom", 1000, 1, i32::MIN);
+    assert_eq!(
+        queued_jobs(&h),
+        [
+            "top", "high-1", "high-2", "mid-1", "mid-2", "low-1", "bottom"
+        ]
+    );
+    // One job's room: the highest takes it.
+    let cmds = offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
+    assert_eq!(launches(&cmds), [("o1".into(), vec!["top.1".into()])]);
+    let cmds = offers(&mut h, &[offer("o2", cpus(2000))]).unwrap();
+    assert_eq!(
+        launches(&cmds),
+        [("o2".into(), vec!["high-1.1".into(), "high-2.1".into()])]
+    );
+}
+
+#[test]
+fn a_launch_refused_because_the_job_ended_is_not_retried() {
+    let mut h = MemoryHost::default();
+    submit(&mut h, "gone", 100, 3);
+    offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
+    let mut refused = status("gone.1", TaskState::Error, false);
+    refused.message = "job gone is already killed".into();
+    assert!(status_update(&mut h, &refused).unwrap().is_empty());
+    assert!(h.get("job/gone").is_none());
+    assert_eq!(summary(&h).retrying, 0);
 }
 
 #[test]
@@ -270,7 +448,7 @@ fn finished_and_killed_are_forgotten_and_redelivery_is_ignored() {
         assert_eq!(h.state, before);
     }
     assert_eq!(summary(&h).running, 0);
-    assert_eq!(h.state.keys().collect::<Vec<_>>(), ["ends"]);
+    assert_eq!(h.state.keys().collect::<Vec<_>>(), ["seq"]);
 }
 
 #[test]
@@ -281,8 +459,8 @@ fn reconciliation_answers_are_handled_like_updates() {
     let cmds = status_update(&mut h, &status("a.1", TaskState::Running, true)).unwrap();
     assert!(cmds.is_empty());
     let cmds = status_update(&mut h, &status("a.1", TaskState::Lost, true)).unwrap();
-    assert_eq!(cmds, [Command::Revive]);
-    assert_eq!(queued_jobs(&h), ["a"]);
+    assert_eq!(cmds, [cmd::set_timer(RETRY_TIMER, 1000)]);
+    assert_eq!(summary(&h).retrying_jobs, ["a"]);
     // An answer about a task we never launched changes nothing.
     let cmds = status_update(&mut h, &status("zzz.1", TaskState::Lost, true)).unwrap();
     assert!(cmds.is_empty());
@@ -299,7 +477,8 @@ fn user_messages_get_a_summary() {
     let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(
         v,
-        serde_json::json!({"queued":2,"running":1,"queued_jobs":["b","c"],"running_tasks":["a.1"]})
+        serde_json::json!({"queued":2,"retrying":0,"running":1,"queued_jobs":["b","c"],
+                           "retrying_jobs":[],"running_tasks":["a.1"]})
     );
     assert!(reply.commands.is_empty());
 }
@@ -333,4 +512,20 @@ fn an_unreadable_queue_entry_is_dropped() {
             .iter()
             .any(|(level, _)| *level == wasmesos_sdk::Level::Error)
     );
+}
+
+#[test]
+fn entries_of_the_earlier_layout_still_run() {
+    let mut h = MemoryHost::default();
+    h.set("ends", br#"{"front":1,"back":2}"#).unwrap();
+    let old = format!(
+        r#"{{"job":{{"job_id":"old","task":{{"module_digest":"{DIGEST}","resources":{{"cpus_milli":100,"mem_bytes":1}}}}}},"attempt":1}}"#
+    );
+    h.set("q/8000000000000000/old", old.as_bytes()).unwrap();
+    h.set_json("job/old", "q/8000000000000000/old").unwrap();
+    assert_eq!(registered(&mut h).unwrap(), [Command::Revive]);
+    assert!(h.get("ends").is_none());
+    assert_eq!(queued_jobs(&h), ["old"]);
+    let cmds = offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
+    assert_eq!(launches(&cmds), [("o1".into(), vec!["old.1".into()])]);
 }
