@@ -223,6 +223,12 @@ impl SchedulerInstance {
         }
     }
 
+    /// Makes the scheduler's `clock` import answer `now_ms` (simulated
+    /// time, for the offline harness); `None` goes back to the real clock.
+    pub fn set_clock(&mut self, now_ms: Option<u64>) {
+        self.store.data_mut().state.clock = now_ms;
+    }
+
     /// Whether a failed callback left this instance unusable.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned

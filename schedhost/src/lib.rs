@@ -20,6 +20,7 @@ mod bindings;
 mod config;
 mod error;
 mod event;
+pub mod harness;
 mod host;
 mod instance;
 mod state;

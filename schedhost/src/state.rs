@@ -41,6 +41,9 @@ pub enum LogLevel {
 pub type KvWrite = (String, Option<Vec<u8>>);
 
 pub struct SchedState {
+    /// A fixed time for the `clock` import (the offline harness's simulated
+    /// clock); `None`: the real clock.
+    pub(crate) clock: Option<u64>,
     /// The committed key-value state.
     kv: BTreeMap<String, Vec<u8>>,
     /// Bytes of keys and values in `kv`, for the quota.
@@ -63,6 +66,7 @@ impl SchedState {
         let kv_bytes = kv.iter().map(|(k, v)| k.len() + v.len()).sum();
         let stderr = GuestStderr::default();
         Self {
+            clock: None,
             kv,
             kv_bytes,
             pending: BTreeMap::new(),
@@ -225,7 +229,8 @@ impl log::Host for SchedState {
 
 impl clock::Host for SchedState {
     fn now_ms(&mut self) -> u64 {
-        wasmesos_api::now_ms().max(0) as u64
+        self.clock
+            .unwrap_or_else(|| wasmesos_api::now_ms().max(0) as u64)
     }
 }
 

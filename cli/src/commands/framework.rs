@@ -49,6 +49,10 @@ pub enum Action {
         name: String,
         /// The new scheduler component.
         component: PathBuf,
+        /// A new configuration, K=V (repeatable); replaces the old one
+        /// entirely. Without it the configuration stays.
+        #[arg(long = "config", value_parser = config_arg)]
+        config: Vec<(String, String)>,
         #[command(flatten)]
         master: MasterArg,
     },
@@ -79,6 +83,8 @@ pub enum Action {
         #[command(flatten)]
         master: MasterArg,
     },
+    /// Run a scheduler against a simulated cluster, no master needed.
+    Test(crate::commands::framework_test::TestArgs),
 }
 
 fn config_arg(text: &str) -> Result<(String, String), String> {
@@ -123,6 +129,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::Upgrade {
             name,
             component,
+            config,
             master,
         } => {
             let mut client = connect(&master.master).await?;
@@ -131,6 +138,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .upgrade_framework(UpgradeFrameworkRequest {
                     name,
                     module_digest: digest,
+                    replace_config: !config.is_empty(),
+                    config: config.into_iter().collect(),
                 })
                 .await
                 .map_err(failed)?
@@ -195,6 +204,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .into_inner();
             println!("{}", String::from_utf8_lossy(&reply.body));
         }
+        Action::Test(args) => return crate::commands::framework_test::run(args).await,
         Action::Remove { name, master } => {
             let mut client = connect(&master.master).await?;
             let r = client

@@ -12,8 +12,11 @@
 //!   returned for commit, the quota and the per-callback log cap.
 //! - [`load`]: what `compile` refuses (garbage, core modules, components of
 //!   another world) and why.
+//! - [`harness`]: the offline harness runs the jobs and chaos schedulers
+//!   against a simulated cluster from scripts, and records what they did.
 
 mod common;
+mod harness;
 mod jobs;
 mod limits;
 mod load;
