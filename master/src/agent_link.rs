@@ -81,6 +81,7 @@ impl AgentLink for AgentLinkService {
         let logs = self.logs.clone();
         tokio::spawn(async move {
             read_agent(agent.clone(), conn, inbound, &core, &logs, &tx).await;
+            logs.agent_gone(&agent);
             let _ = core.send(CoreMsg::AgentDetached { agent, conn });
         });
         Ok(Response::new(UnboundedReceiverStream::new(rx)))

@@ -23,6 +23,9 @@ use crate::watch::{JobWatch, open_logs};
 /// Tasks returned per page unless the client asks for fewer.
 const DEFAULT_PAGE: usize = 500;
 const MAX_PAGE: usize = 5000;
+/// Longest a log snapshot (not `--follow`) may go without a word from the
+/// agent before the client is told to try again.
+const SNAPSHOT_SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct MasterService {
     pub core: CoreHandle,
@@ -220,9 +223,29 @@ impl Master for MasterService {
             1
         };
         let (tx, rx) = mpsc::channel(64);
+        let follow = req.follow;
+        let agent = task.agent_id.clone();
         tokio::spawn(async move {
             let mut ended = 0;
-            while let Some(d) = sub.rx.recv().await {
+            loop {
+                // A snapshot comes at once from a live agent; one that says
+                // nothing for this long is not going to.
+                let next = if follow {
+                    sub.rx.recv().await
+                } else {
+                    match tokio::time::timeout(SNAPSHOT_SILENCE, sub.rx.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            let msg = format!(
+                                "agent {agent} did not send the log within {}s; try again",
+                                SNAPSHOT_SILENCE.as_secs()
+                            );
+                            let _ = tx.send(Err(Status::unavailable(msg))).await;
+                            return;
+                        }
+                    }
+                };
+                let Some(d) = next else { return };
                 if !d.error.is_empty() {
                     let _ = tx.send(Err(Status::unavailable(d.error))).await;
                     return;

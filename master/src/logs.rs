@@ -2,13 +2,16 @@
 //! and a channel; the master asks the task's agent (over its stream) for
 //! that id, and the agent's `LogData` messages are routed back here to the
 //! channel. When the client goes away, the next piece of data for its id
-//! finds the channel closed and the agent is told to stop.
+//! finds the channel closed and the agent is told to stop. When an agent's
+//! stream ends, the requests it was serving end with an error instead of
+//! waiting for data that will never come.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+use wasmesos_api::AgentId;
 use wasmesos_api::proto::LogData;
 
 /// Buffered pieces per request before the agent's stream waits.
@@ -25,7 +28,13 @@ pub struct LogRouter {
 #[derive(Default)]
 struct Inner {
     next: AtomicU64,
-    routes: Mutex<HashMap<u64, mpsc::Sender<LogData>>>,
+    routes: Mutex<HashMap<u64, Route>>,
+}
+
+/// Where one request's data goes, and which agent serves it.
+struct Route {
+    agent: AgentId,
+    tx: mpsc::Sender<LogData>,
 }
 
 /// The receiving end of one request; unregisters itself when dropped.
@@ -42,11 +51,13 @@ impl Drop for LogSubscription {
 }
 
 impl LogRouter {
-    /// A new request id and the channel its data arrives on.
-    pub fn open(&self) -> LogSubscription {
+    /// A new request id for logs served by `agent`, and the channel its
+    /// data arrives on.
+    pub fn open(&self, agent: &AgentId) -> LogSubscription {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(BUFFER);
-        self.routes().insert(id, tx);
+        let agent = agent.clone();
+        self.routes().insert(id, Route { agent, tx });
         LogSubscription {
             id,
             rx,
@@ -60,7 +71,7 @@ impl LogRouter {
     /// the agent's stream, which also carries its heartbeats and updates.
     pub async fn deliver(&self, data: LogData) -> bool {
         let id = data.request_id;
-        let tx = self.routes().get(&id).cloned();
+        let tx = self.routes().get(&id).map(|r| r.tx.clone());
         let Some(tx) = tx else {
             return false;
         };
@@ -73,11 +84,33 @@ impl LogRouter {
         }
     }
 
+    /// Ends every request `agent` was serving with an error: its stream is
+    /// gone, and whatever it had not sent will not come.
+    pub fn agent_gone(&self, agent: &AgentId) {
+        let mut routes = self.routes();
+        routes.retain(|id, route| {
+            if &route.agent != agent {
+                return true;
+            }
+            // A full channel already holds data the client has yet to read;
+            // it then sees the channel close, which ends its stream too.
+            let _ = route.tx.try_send(LogData {
+                request_id: *id,
+                eof: true,
+                error: format!(
+                    "agent {agent} disconnected before sending all of the log; try again when it is back"
+                ),
+                ..Default::default()
+            });
+            false
+        });
+    }
+
     fn close(&self, id: u64) {
         self.routes().remove(&id);
     }
 
-    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::Sender<LogData>>> {
+    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Route>> {
         // A poisoned lock only means another thread panicked mid-insert;
         // the map itself is still usable.
         self.inner
@@ -94,8 +127,9 @@ mod tests {
     #[tokio::test]
     async fn routes_by_id_and_forgets_dropped_subscriptions() {
         let router = LogRouter::default();
-        let mut a = router.open();
-        let b = router.open();
+        let agent = AgentId::new("agent-1").unwrap();
+        let mut a = router.open(&agent);
+        let b = router.open(&agent);
         assert_ne!(a.id, b.id);
         assert!(
             router
@@ -113,6 +147,29 @@ mod tests {
             !router
                 .deliver(LogData {
                     request_id: b_id,
+                    ..Default::default()
+                })
+                .await
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_agent_ends_its_requests_with_an_error() {
+        let router = LogRouter::default();
+        let gone = AgentId::new("agent-1").unwrap();
+        let other = AgentId::new("agent-2").unwrap();
+        let mut a = router.open(&gone);
+        let mut b = router.open(&other);
+        router.agent_gone(&gone);
+        let last = a.rx.recv().await.unwrap();
+        assert!(last.eof);
+        assert!(last.error.contains("agent-1 disconnected"), "{}", last.error);
+        assert!(a.rx.recv().await.is_none(), "the route is forgotten");
+        assert!(b.rx.try_recv().is_err(), "other agents' requests go on");
+        assert!(
+            router
+                .deliver(LogData {
+                    request_id: b.id,
                     ..Default::default()
                 })
                 .await

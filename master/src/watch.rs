@@ -35,7 +35,7 @@ pub async fn open_logs(
             task.state().name()
         ))
     })?;
-    let sub = logs.open();
+    let sub = logs.open(&agent);
     let request = proto::LogRequest {
         request_id: sub.id,
         framework_id: task.framework_id.clone(),
@@ -45,7 +45,7 @@ pub async fn open_logs(
         tail_bytes,
     };
     core.ask(|reply| CoreMsg::ToAgent {
-        agent,
+        agent: agent.clone(),
         msg: master_message::Msg::LogRequest(request),
         reply,
     })

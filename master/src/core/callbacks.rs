@@ -63,6 +63,10 @@ struct Plan {
     launched: HashSet<TaskKey>,
     /// Jobs changed by this callback, by store key.
     jobs: BTreeMap<String, proto::Job>,
+    /// Refusals the scheduler is not told of by a status update (a status
+    /// for a task id in use would describe the task that holds it), for the
+    /// framework's log.
+    notes: Vec<String>,
 }
 
 impl Core {
@@ -125,6 +129,9 @@ impl Core {
             if let Some(after) = self.apply_effect(&fw_id, effect) {
                 visible.push(after);
             }
+        }
+        for note in std::mem::take(&mut plan.notes) {
+            self.framework_log(&fw_id, "warn", note);
         }
         self.lapse(&fw_id, context_offers);
         self.allocation_pending = true;
@@ -287,7 +294,17 @@ impl Core {
         let hostname = self.agents[&agent].record.hostname.clone();
         let mut accepted = Vec::new();
         for t in tasks {
-            let reason = if t.resources.mem_bytes == 0 {
+            let key = (fw.clone(), t.task_id.clone());
+            let taken = self.tasks.contains_key(&key)
+                || plan.launched.contains(&key)
+                || self
+                    .committer
+                    .read_raw(&keys::task(tenant, fw, &t.task_id))
+                    .await?
+                    .is_some();
+            let reason = if taken {
+                Some("the task id is already in use".to_string())
+            } else if t.resources.mem_bytes == 0 {
                 Some("the task asks for no memory; every task needs a memory cap (resources.mem-bytes)".to_string())
             } else if !left.contains(&t.resources) {
                 Some(format!(
@@ -390,7 +407,11 @@ impl Core {
         let held = &self.frameworks[fw].offers;
         let mut agent: Option<&AgentId> = None;
         let mut total = Resources::empty();
+        let mut seen = HashSet::new();
         for id in offer_ids {
+            if !seen.insert(id) {
+                return Err(format!("offer {id} is named twice"));
+            }
             let usable = !plan.used.contains(id)
                 && (context_offers.contains(id) || held.get(id).is_some_and(|h| h.is_some()));
             let offer = self.offers.get(id).filter(|o| usable && &o.framework == fw);
@@ -435,8 +456,8 @@ impl Core {
     }
 
     /// Records a task that cannot be launched as ERROR — unless its id is
-    /// taken, in which case the existing record is left alone and only the
-    /// framework hears of it.
+    /// taken, in which case the existing record is left alone and the
+    /// refusal goes to the framework's log only.
     async fn refuse(
         &self,
         fw: &FrameworkId,
@@ -467,8 +488,11 @@ impl Core {
         record.set_state(TaskState::Error);
         tracing::warn!(task = %t.task_id, "launch refused: {reason}");
         if taken {
-            record.message = format!("task id {} is already in use", t.task_id);
-            return Ok(Some(record));
+            plan.notes.push(format!(
+                "launch of {} refused: the task id is already in use (ids are unique within a framework)",
+                t.task_id
+            ));
+            return Ok(None);
         }
         plan.launched.insert(key);
         plan.ops.push(put(store_key, &record));

@@ -168,6 +168,9 @@ impl Core {
         let entry = &self.frameworks[&id];
         let mut record = entry.record.clone();
         record.module_digest = request.module_digest;
+        if request.replace_config {
+            record.config = request.config;
+        }
         let (done, verdict) = oneshot::channel();
         entry.actor.upgrade(Upgrade {
             record: record.clone(),
@@ -210,6 +213,7 @@ impl Core {
             return;
         };
         entry.record.module_digest = record.module_digest.clone();
+        entry.record.config = record.config.clone();
         let key = keys::framework(&entry.tenant, &record.name);
         tracing::info!(framework = %record.name, digest = %record.module_digest, "framework upgraded");
         self.write(vec![put(key, &record)], move |_| {

@@ -217,8 +217,10 @@ impl Core {
             ResolvedTask::QueuedJob { tenant, job } => {
                 match self.kill_queued(&principal, &tenant, &job).await? {
                     Ok((key, job)) => {
+                        let sender = principal.name.clone();
                         self.write(vec![put(key, &job)], move |core| {
                             core.publish(ClusterEvent::Job(job.clone()));
+                            core.tell_cancelled(&job, sender);
                             let _ = reply.send(Ok(proto::KillTaskResponse {
                                 task: None,
                                 job: Some(job),
@@ -262,6 +264,23 @@ impl Core {
             job: None,
         }));
         Ok(())
+    }
+
+    /// Tells a job's framework that the job was killed before it launched
+    /// it (a "cancel" message), so it can drop it from its queue.
+    fn tell_cancelled(&self, job: &proto::Job, sender: String) {
+        let Some(fw) = FrameworkId::new(job.framework_id.clone())
+            .ok()
+            .and_then(|id| self.frameworks.get(&id))
+        else {
+            return;
+        };
+        let body = serde_json::json!({ "job_id": job.job_id }).to_string();
+        fw.actor.deliver(Delivery::plain(Event::Message(Message {
+            kind: "cancel".into(),
+            sender,
+            body: body.into_bytes(),
+        })));
     }
 
     /// Marks a job with no running attempt KILLED; its framework's later
