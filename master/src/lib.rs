@@ -147,11 +147,15 @@ impl RunningMaster {
 }
 
 /// Starts a master with the embedded store under `config.data_dir`.
-pub async fn start(config: MasterConfig) -> Result<RunningMaster, MasterError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| MasterError::DataDir {
-        path: config.data_dir.display().to_string(),
-        source,
-    })?;
+pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterError> {
+    let dir_err = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| MasterError::DataDir { path, source }
+    };
+    // Absolute from here on: a relative path would change meaning with the
+    // working directory of whatever later reads it (the compile cache).
+    config.data_dir = std::path::absolute(&config.data_dir).map_err(dir_err(&config.data_dir))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(dir_err(&config.data_dir))?;
     let store: Arc<dyn Store> = EmbeddedStore::open(&config.data_dir.join("state.redb"))?;
     start_with_store(config, store).await
 }

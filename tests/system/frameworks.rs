@@ -174,9 +174,11 @@ fn upgrade_keeps_state_and_a_failed_upgrade_keeps_the_old_scheduler() {
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     // Two jobs that can never fit stay queued in the scheduler's state.
+    let mut queued = Vec::new();
     for _ in 0..2 {
         let s = c.run(&["submit", &hello, "--framework", "batch", "--cpus", "64"]);
         assert_eq!(s.code, 0, "{s:?}");
+        queued.push(s.stdout.trim().to_string());
     }
     let before = c.run(&["framework", "send", "batch", "status"]);
     assert!(before.stdout.contains("\"queued\":2"), "{before:?}");
@@ -196,6 +198,15 @@ fn upgrade_keeps_state_and_a_failed_upgrade_keeps_the_old_scheduler() {
     assert_eq!(ok.code, 0, "{ok:?}");
     let after = c.run(&["framework", "send", "batch", "status"]);
     assert!(after.stdout.contains("\"queued\":2"), "{after:?}");
+
+    // Killing a queued job tells the scheduler, which drops it.
+    let k = c.run(&["task", "kill", &queued[0]]);
+    assert_eq!(k.code, 0, "{k:?}");
+    assert!(k.stdout.contains("killed before it ran"), "{k:?}");
+    eventually("the scheduler to drop the cancelled job", || {
+        let r = c.run(&["framework", "send", "batch", "status"]);
+        (r.stdout.contains("\"queued\":1") && !r.stdout.contains(&queued[0])).then_some(())
+    });
 }
 
 #[test]

@@ -143,6 +143,23 @@ pub fn drop_entry(h: &mut impl Host, key: &str) {
     }
 }
 
+/// Forgets a job that waits (queued or in retry backoff): it was killed
+/// before it ran again. Returns false when it is not waiting (unknown, or
+/// running: the master kills the running attempt and its status update
+/// ends the job).
+pub fn cancel(h: &mut impl Host, job_id: &str) -> bool {
+    let job = format!("{JOBS}{job_id}");
+    let Some(key) = h.get_json::<String>(&job).ok().flatten() else {
+        return false;
+    };
+    if !(key.starts_with(QUEUE) || key.starts_with(WAITING)) {
+        return false;
+    }
+    h.delete(&key);
+    h.delete(&job);
+    true
+}
+
 /// Queues the next attempt of a failed one at once, in its job's place.
 pub fn retry_now(h: &mut impl Host, failed: &Attempt) -> Result<(), HostError> {
     h.delete(&format!("{RUNNING}{}", failed.task_id()));

@@ -156,14 +156,16 @@ impl Scheduler for Jobs {
         }
     }
 
-    /// "submit" enqueues a job; "user" (from `framework send`) answers with
+    /// "submit" enqueues a job; "cancel" (from the master, when a waiting
+    /// job is killed) drops it; "user" (from `framework send`) answers with
     /// a summary of the queue.
     fn message(&mut self, h: &mut impl Host, msg: &Message) -> Outcome<Result<Reply, String>> {
         match msg.kind.as_str() {
             "submit" => Ok(submit(h, &msg.body)?),
+            "cancel" => Ok(Ok(cancel(h, &msg.body))),
             "user" => Ok(Ok(cmd::reply_json(&summary(h), Vec::new()))),
             other => Ok(Err(format!(
-                "unknown message kind {other:?}: the jobs scheduler takes \"submit\" and \"user\""
+                "unknown message kind {other:?}: the jobs scheduler takes \"submit\", \"cancel\" and \"user\""
             ))),
         }
     }
@@ -209,6 +211,28 @@ fn submit(h: &mut impl Host, body: &[u8]) -> Result<Result<Reply, String>, HostE
         }
     }
     Ok(Ok(cmd::accept(vec![cmd::revive()])))
+}
+
+/// Drops a killed job that waits; stops offers when nothing is left.
+fn cancel(h: &mut impl Host, body: &[u8]) -> Reply {
+    #[derive(serde::Deserialize)]
+    struct Cancel {
+        job_id: String,
+    }
+    let Ok(Cancel { job_id }) = serde_json::from_slice::<Cancel>(body) else {
+        h.warn("ignoring a cancel message without a job_id");
+        return cmd::accept(Vec::new());
+    };
+    if !queue::cancel(h, &job_id) {
+        return cmd::accept(Vec::new());
+    }
+    h.info(&format!("job {job_id} cancelled"));
+    let mut out = Vec::new();
+    if queue::is_empty(h) {
+        out.push(cmd::suppress());
+    }
+    out.extend(retry_timer(h));
+    cmd::accept(out)
 }
 
 /// What `framework send jobs …` prints.

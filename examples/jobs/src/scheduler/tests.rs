@@ -529,3 +529,32 @@ fn entries_of_the_earlier_layout_still_run() {
     let cmds = offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
     assert_eq!(launches(&cmds), [("o1".into(), vec!["old.1".into()])]);
 }
+
+#[test]
+fn a_cancelled_job_leaves_the_queue_and_a_running_one_is_left_to_its_kill() {
+    let mut h = MemoryHost::default();
+    submit(&mut h, "job-1", 100, 1);
+    submit(&mut h, "job-2", 100, 1);
+    let cancel = |h: &mut MemoryHost, job: &str| {
+        let body = format!(r#"{{"job_id":"{job}"}}"#);
+        message(h, &msg("cancel", &body)).unwrap().unwrap()
+    };
+    assert!(cancel(&mut h, "job-1").commands.is_empty(), "job-2 still waits");
+    assert_eq!(queued_jobs(&h), ["job-2"]);
+
+    // job-2 launches; a cancel for it changes nothing (its kill ends it).
+    let cmds = offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
+    assert_eq!(launches(&cmds), [("o1".to_string(), vec!["job-2.1".to_string()])]);
+    assert!(cancel(&mut h, "job-2").commands.is_empty());
+    assert!(queue::running(&h, "job-2.1").unwrap().is_some());
+
+    // The last waiting job cancelled: offers stop.
+    submit(&mut h, "job-3", 100, 1);
+    assert_eq!(cancel(&mut h, "job-3").commands, [Command::Suppress]);
+    assert!(queued_jobs(&h).is_empty());
+    assert!(!queue::known(&h, "job-3"));
+    // Unknown jobs and bodies without a job id are ignored.
+    assert!(cancel(&mut h, "job-9").commands.is_empty());
+    let odd = message(&mut h, &msg("cancel", "{}")).unwrap().unwrap();
+    assert!(odd.commands.is_empty());
+}
