@@ -136,6 +136,11 @@ pub async fn start(mut cfg: AgentConfig) -> Result<RunningAgent, AgentError> {
     if cfg.masters.is_empty() {
         return Err(AgentError::NoMaster);
     }
+    // Absolute, like the master's: the compile cache and task sandboxes are
+    // found through it later, whatever the working directory then.
+    if let Ok(dir) = std::path::absolute(&cfg.work_dir) {
+        cfg.work_dir = dir;
+    }
     let work_err = |source| AgentError::WorkDir {
         path: cfg.work_dir.display().to_string(),
         source,
