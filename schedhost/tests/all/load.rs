@@ -63,3 +63,29 @@ fn a_component_of_another_world_is_refused() {
     assert!(matches!(err, LoadError::WrongWorld(_)), "{err}");
     assert!(err.to_string().contains("acme:rockets/launch"), "{err}");
 }
+
+#[test]
+fn a_component_of_another_version_is_refused_naming_the_supported_ones() {
+    // What a scheduler built against a future wasmesos:scheduler@0.2.0
+    // imports: the same interfaces, another version.
+    let future = wat::parse_str(
+        r#"(component
+             (import "wasmesos:scheduler/state@0.2.0" (instance (export "get" (func))))
+             (import "wasmesos:scheduler/log@0.2.0" (instance (export "info" (func)))))"#,
+    )
+    .unwrap();
+    let err = refusal(&future);
+    match &err {
+        LoadError::WrongVersion { found, supported } => {
+            assert_eq!(found, "wasmesos:scheduler@0.2.0");
+            assert_eq!(supported, "wasmesos:scheduler@0.1.0");
+        }
+        other => panic!("expected a version refusal, got: {other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("targets wasmesos:scheduler@0.2.0")
+            && text.contains("this master hosts wasmesos:scheduler@0.1.0"),
+        "{text}"
+    );
+}
