@@ -160,6 +160,7 @@ impl SchedHost {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = SchedulerPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        release_freed_memory();
         Ok(SchedulerComponent { pre })
     }
 
@@ -214,6 +215,20 @@ fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> std::i
             }
         })
         .map(|_| ())
+}
+
+/// Hands memory freed by a compile back to the system. Compiling a large
+/// component (an 18 MB Python one) churns hundreds of MiB through the
+/// allocator; glibc keeps what was freed in its arenas (measured: a master
+/// at 402 MiB RSS after one Python deploy, 192 MiB after a trim).
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it is safe
+    // to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Refuses a component built against another version of our package, naming

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use futures::StreamExt;
 use tonic::transport::Channel;
 use wasmesos_api::proto::master_client::MasterClient;
@@ -48,6 +48,11 @@ pub struct Args {
     /// Jobs per framework per round with `--frameworks`.
     #[arg(long, default_value = "5")]
     pub frameworks_jobs: usize,
+    /// The scheduler component `--frameworks` deploys (default: the bundled
+    /// jobs scheduler); it must take "submit" messages like jobs does (e.g.
+    /// the Python example).
+    #[arg(long)]
+    pub frameworks_scheduler: Option<PathBuf>,
     /// The module to run (default: the bundled hello task).
     #[arg(long)]
     pub module: Option<PathBuf>,
@@ -106,9 +111,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         throughput(&client, &spec, args.jobs, args.concurrency.max(1)).await?;
     }
     if args.frameworks > 0 {
+        let scheduler = match &args.frameworks_scheduler {
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("cannot read the scheduler {}", path.display()))?,
+            None => wasmesos_builtin::JOBS_SCHEDULER.to_vec(),
+        };
         crate::commands::bench_frameworks::run(
             &mut client,
             &spec,
+            &scheduler,
             args.frameworks,
             args.frameworks_jobs,
         )
