@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building wasmesos needs beyond the Rust toolchain itself:
-# the wasm targets the guests (examples/, sdk/) are built for, and
-# componentize-py for the Python example. Idempotent.
+# the wasm targets the guests (examples/, sdk/) are built for,
+# componentize-py for the Python example, protoc and etcd. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +32,26 @@ if [ "$("$pyenv/bin/componentize-py" --version 2>/dev/null)" != "componentize-py
   [ -x "$pyenv/bin/pip" ] || python3 -m venv "$pyenv"
   "$pyenv/bin/pip" install --quiet --disable-pip-version-check \
     "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+
+# Debian packages: etcd (Debian's etcd-server), for the high-availability
+# store backend and its tests, which start their own member on loopback; and
+# protoc, which the etcd client's build script needs.
+packages=()
+command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
+command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
+if [ ${#packages[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: missing ${packages[*]} and there is no apt-get: install etcd 3.4+ and protoc yourself" >&2
+    exit 1
+  fi
+  sudo_=""
+  [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  echo "setup: apt-get install ${packages[*]}"
+  $sudo_ apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${packages[@]}" >/dev/null
+  # The package may start a system member on 2379; the tests use their own.
+  if command -v systemctl >/dev/null 2>&1; then
+    $sudo_ systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
 fi

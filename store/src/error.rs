@@ -70,6 +70,14 @@ pub enum StoreError {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The store is out of space (etcd's NOSPACE alarm): writes fail until
+    /// an operator frees space.
+    #[error(
+        "the store is full ({0}): compact and defragment etcd (etcdctl compact, etcdctl defrag), \
+         or raise its --quota-backend-bytes, then disarm the alarm (etcdctl alarm disarm)"
+    )]
+    Full(String),
+
     /// The store was closed (the master is shutting down, or the store's
     /// writer stopped after an error).
     #[error(

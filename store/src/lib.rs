@@ -1,12 +1,11 @@
 //! The master's state store: a small revisioned key-value [`Store`] trait with
-//! etcd's semantics, and its embedded backend on a single redb file
-//! ([`EmbeddedStore`]).
+//! etcd's semantics, its embedded backend on a single redb file
+//! ([`EmbeddedStore`], zero setup, one master), and its etcd backend
+//! ([`EtcdStore`], several masters: leader election and standbys).
 //!
 //! Neighbours: the master sits above this crate and builds its typed
 //! repositories (tasks, agents, frameworks, jobs) on the trait; it never
-//! learns which backend runs. An etcd backend (leader election, standbys) is to
-//! come as a second implementation of the same trait, so everything here
-//! follows etcd: one store-wide [`Revision`] that every write bumps,
+//! learns which backend runs. Everything here follows etcd: one store-wide [`Revision`] that every write bumps,
 //! per-key create/mod revisions and versions, compare-and-swap transactions,
 //! prefix watches that resume from a revision, leases that delete their keys
 //! when they lapse, and compaction of watch history.
@@ -22,6 +21,7 @@
 
 mod embedded;
 mod error;
+mod etcd;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +31,7 @@ use futures::Stream;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore, STATE_FILE_NAME};
 pub use error::StoreError;
+pub use etcd::{EtcdStore, MAX_REQUEST_BYTES, MAX_TXN_OPS};
 
 /// The store-wide revision: 0 for an empty store, bumped by one by every
 /// transaction that changes something (all its changes share it), like etcd.
