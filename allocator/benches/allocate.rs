@@ -6,12 +6,18 @@
 //! partly used; frameworks spread over ten roles (two of them weighted),
 //! holding some resources, one in ten suppressed, and one in five with
 //! decline filters on a few dozen agents.
+//!
+//! Each cluster is timed twice: as generated, and with quotas and
+//! reservations (`+quota`): two roles guaranteed a tenth of the cluster's
+//! cpus each (so the guarantee stage runs), two limited to a twentieth,
+//! and one agent in ten reserving half of itself for one of the roles.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use wasmesos_allocator::{
-    AgentView, Config, Filter, FrameworkView, RoleView, Snapshot, allocate, dominant_shares,
+    AgentView, Config, Filter, FrameworkView, Reservation, ResourceLimits, RoleView, Snapshot,
+    allocate, dominant_shares,
 };
 use wasmesos_api::{AgentId, FrameworkId, Resources};
 
@@ -81,14 +87,8 @@ fn cluster(agents: usize, frameworks: usize, seed: u64) -> Snapshot {
         })
         .collect();
     let roles = vec![
-        RoleView {
-            name: "role-0".into(),
-            weight: 2.0,
-        },
-        RoleView {
-            name: "role-1".into(),
-            weight: 0.5,
-        },
+        RoleView::weighted("role-0", 2.0),
+        RoleView::weighted("role-1", 0.5),
     ];
     Snapshot {
         agents,
@@ -96,6 +96,40 @@ fn cluster(agents: usize, frameworks: usize, seed: u64) -> Snapshot {
         roles,
         now_ms: NOW_MS,
     }
+}
+
+/// `snapshot` with guarantees, limits and reservations (see the docs).
+fn with_quotas(mut snapshot: Snapshot) -> Snapshot {
+    let total = snapshot.total();
+    let tenth = Resources::new(total.cpus() / 10.0, total.mem_bytes / 10, 0);
+    for name in ["role-2", "role-3"] {
+        let mut role = RoleView::weighted(name, 1.0);
+        role.quota.guarantee = tenth.clone();
+        snapshot.roles.push(role);
+    }
+    for name in ["role-4", "role-5"] {
+        let mut role = RoleView::weighted(name, 1.0);
+        role.quota.limit = ResourceLimits {
+            cpus_milli: Some(total.cpus_milli / 20),
+            mem_bytes: Some(total.mem_bytes / 20),
+            ..ResourceLimits::default()
+        };
+        snapshot.roles.push(role);
+    }
+    for (i, agent) in snapshot.agents.iter().enumerate().step_by(10) {
+        let half = Resources {
+            cpus_milli: agent.total.cpus_milli / 2,
+            mem_bytes: agent.total.mem_bytes / 2,
+            ..Resources::empty()
+        };
+        let role = &mut snapshot.roles[2 + i % 4];
+        role.reservations.push(Reservation {
+            agent: agent.id.clone(),
+            resources: half,
+            used: Resources::empty(),
+        });
+    }
+    snapshot
 }
 
 /// The best and median of `runs` timings of `f`.
@@ -118,15 +152,18 @@ fn main() {
         "agents", "fws", "offers", "best", "median", "shares(median)"
     );
     for (agents, frameworks, runs) in [(1_000, 10, 50), (10_000, 100, 20), (100_000, 1_000, 7)] {
-        let snapshot = cluster(agents, frameworks, 42);
-        let offers = allocate(&snapshot, &config).len();
-        let (best, median) = time(runs, || allocate(black_box(&snapshot), &config));
-        let (_, shares) = time(runs, || dominant_shares(black_box(&snapshot)));
-        println!(
-            "{agents:>8} {frameworks:>6} {offers:>8} {:>12} {:>12} {:>14}",
-            format!("{best:.2?}"),
-            format!("{median:.2?}"),
-            format!("{shares:.2?}"),
-        );
+        let plain = cluster(agents, frameworks, 42);
+        let quotas = with_quotas(plain.clone());
+        for (label, snapshot) in [("", plain), ("+quota", quotas)] {
+            let offers = allocate(&snapshot, &config).len();
+            let (best, median) = time(runs, || allocate(black_box(&snapshot), &config));
+            let (_, shares) = time(runs, || dominant_shares(black_box(&snapshot)));
+            println!(
+                "{agents:>8} {frameworks:>6} {offers:>8} {:>12} {:>12} {:>14} {label}",
+                format!("{best:.2?}"),
+                format!("{median:.2?}"),
+                format!("{shares:.2?}"),
+            );
+        }
     }
 }

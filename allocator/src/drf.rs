@@ -53,6 +53,12 @@ impl ShareQueue {
         self.order.insert((Share(new), index));
     }
 
+    /// Takes `index`, queued at `share`, out of the queue.
+    pub(crate) fn remove(&mut self, index: usize, share: f64) {
+        let removed = self.order.remove(&(Share(share), index));
+        debug_assert!(removed, "client {index} was not queued at share {share}");
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.order.is_empty()
     }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use wasmesos_api::{AgentId, FrameworkId, Resources};
 
 use crate::{
-    AgentView, Config, Filter, FrameworkView, OfferDecision, RoleView, Shares, Snapshot, allocate,
-    dominant_shares,
+    AgentView, Config, Filter, FrameworkView, OfferDecision, Reservation, ResourceLimits, RoleView,
+    Shares, Snapshot, allocate, dominant_shares,
 };
 
 pub(crate) const GIB: u64 = 1 << 30;
@@ -109,9 +109,45 @@ impl Cluster {
     }
 
     pub(crate) fn role(mut self, name: &str, weight: f64) -> Self {
-        self.snapshot.roles.push(RoleView {
-            name: name.to_string(),
-            weight,
+        self.snapshot.roles.push(RoleView::weighted(name, weight));
+        self
+    }
+
+    /// `role`'s entry, listed with weight 1 if it was not yet.
+    fn role_mut(&mut self, name: &str) -> &mut RoleView {
+        if self.snapshot.role(name).is_none() {
+            self.snapshot.roles.push(RoleView::weighted(name, 1.0));
+        }
+        self.snapshot
+            .roles
+            .iter_mut()
+            .find(|r| r.name == name)
+            .expect("listed above")
+    }
+
+    pub(crate) fn guarantee(mut self, role: &str, guarantee: Resources) -> Self {
+        self.role_mut(role).quota.guarantee = guarantee;
+        self
+    }
+
+    pub(crate) fn limit(mut self, role: &str, limit: ResourceLimits) -> Self {
+        self.role_mut(role).quota.limit = limit;
+        self
+    }
+
+    /// `agent` reserves `resources` for `role`, of which the role's
+    /// frameworks already hold `used` there.
+    pub(crate) fn reserve(
+        mut self,
+        agent: &str,
+        role: &str,
+        resources: Resources,
+        used: Resources,
+    ) -> Self {
+        self.role_mut(role).reservations.push(Reservation {
+            agent: agent_id(agent),
+            resources,
+            used,
         });
         self
     }
@@ -191,8 +227,15 @@ impl Plan {
                 .find(|f| f.id == d.framework)
                 .unwrap();
             framework.allocated += &d.resources;
+            let role = framework.role.clone();
             for agent in after.agents.iter_mut().filter(|a| a.id == d.agent) {
                 agent.free = agent.free.saturating_sub(&d.resources);
+            }
+            // What a role holds on an agent draws on its reservation there.
+            if let Some(view) = after.roles.iter_mut().find(|r| r.name == role)
+                && let Some(reservation) = view.reservations.iter_mut().find(|r| r.agent == d.agent)
+            {
+                reservation.used += &d.resources;
             }
         }
         after

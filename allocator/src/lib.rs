@@ -9,8 +9,11 @@
 //! [`dominant_shares`] in the CLI and UI. The simulator (`wasmesos sim`)
 //! reuses the same function on synthetic clusters.
 //!
-//! The policy is Mesos' hierarchical DRF, coarse-grained: each agent's
-//! whole free resources go to one framework per round.
+//! The policy is Mesos' hierarchical DRF with quotas and static
+//! reservations, coarse-grained: a round walks the agents in three stages —
+//! reserved resources to their role, then slices for roles below their
+//! guarantee, then the rest by fair share — and in each stage a role takes
+//! an agent's whole pool, cut to its quota limit, or nothing.
 //!
 //! ```
 //! use wasmesos_allocator::{AgentView, Config, FrameworkView, Snapshot, allocate};
@@ -54,6 +57,13 @@
 //!   until the filter expires.
 //! - **suppress**: a framework that wants no offers at all until it
 //!   revives.
+//! - **quota**: a role's *guarantee* (while it holds less, it is served
+//!   before anyone is served by fair share) and *limit* (what it may hold
+//!   at most, tasks and outstanding offers together; offers are cut down to
+//!   fit).
+//! - **reservation**: resources of an agent set aside for one role; they
+//!   are offered to its frameworks only, and count toward its share, its
+//!   guarantee and its limit like any other.
 //!
 //! # Layout
 //!
@@ -62,26 +72,42 @@
 //! - `config`: [`Config`], the minimum allocatable resources.
 //! - `filters`: decline filters, indexed by agent for the round.
 //! - `drf`: the share-ordered queues of roles and frameworks.
-//! - `round`: [`allocate`], the walk over agents.
+//! - `quota`: [`Quota`] and [`ResourceLimits`]: limit cuts and guarantee
+//!   slices.
+//! - `pools`: an agent's free resources split into reserved and unreserved
+//!   pools.
+//! - `kinds`: per-kind arithmetic on resources.
+//! - `standing`: every role's and framework's share during a round.
+//! - `round`: [`allocate`], the three-stage walk over agents.
 //! - `shares`: [`dominant_shares`] for display.
 
 mod config;
 mod drf;
 mod filters;
+mod kinds;
+mod pools;
+mod quota;
 mod round;
 mod shares;
 mod snapshot;
+mod standing;
 
 #[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
+mod quota_tests;
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod tests;
 
 pub use config::{Config, DEFAULT_MIN_ALLOCATABLE_CPUS_MILLI, DEFAULT_MIN_ALLOCATABLE_MEM_BYTES};
+pub use quota::{Quota, ResourceLimits, below_guarantee, guarantee_slice};
 pub use round::{allocate, allocate_with_total};
 pub use shares::{RoleShare, Shares, dominant_shares};
 pub use snapshot::{
-    AgentView, DEFAULT_WEIGHT, Filter, FrameworkView, OfferDecision, RoleView, Snapshot,
+    AgentView, DEFAULT_WEIGHT, Filter, FrameworkView, OfferDecision, Reservation, RoleView,
+    Snapshot,
 };

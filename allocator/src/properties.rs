@@ -1,14 +1,18 @@
-//! Property tests over random snapshots, and a naive reference model the
-//! real allocator must agree with decision for decision.
+//! Property tests over random snapshots (with weights, quotas and
+//! reservations), and agreement decision for decision with the naive
+//! reference model of `reference.rs`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;
 use wasmesos_api::{AgentId, FrameworkId, Resources};
 
 use crate::harness::{Cluster, GIB, MIB, NOW_MS};
+use crate::kinds::Kind;
+use crate::reference::{first_frameworks, quota_of, reference, refuses, reserved_pools};
 use crate::{
-    AgentView, Config, Filter, FrameworkView, OfferDecision, RoleView, Snapshot, allocate,
+    AgentView, Config, Filter, FrameworkView, OfferDecision, Quota, Reservation, ResourceLimits,
+    RoleView, Snapshot, allocate, below_guarantee,
 };
 
 const ROLES: [&str; 3] = ["r0", "r1", "r2"];
@@ -69,11 +73,50 @@ fn framework() -> impl Strategy<Value = FrameworkView> {
         })
 }
 
+/// A bound on some kinds, often none.
+fn limit() -> impl Strategy<Value = ResourceLimits> {
+    let bound = |max: u64| prop::option::weighted(0.4, 0..=max);
+    (
+        bound(40_000),
+        bound(160_000),
+        bound(8),
+        prop::option::weighted(0.2, 0..=3_000u64),
+    )
+        .prop_map(|(cpus, mem_mib, disk_gib, gpus)| ResourceLimits {
+            cpus_milli: cpus,
+            mem_bytes: mem_mib.map(|m| m * MIB),
+            disk_bytes: disk_gib.map(|d| d * GIB),
+            scalars_milli: gpus.map(|g| ("gpus".to_string(), g)).into_iter().collect(),
+        })
+}
+
+fn reservation() -> impl Strategy<Value = Reservation> {
+    (0..50u32, resources(8_000, 16_384), resources(4_000, 8_192)).prop_map(
+        |(n, resources, used)| Reservation {
+            agent: AgentId::new(format!("a{n}")).unwrap(),
+            resources,
+            used,
+        },
+    )
+}
+
 fn role() -> impl Strategy<Value = RoleView> {
-    (prop::sample::select(&ROLES[..]), 0.25..4.0f64).prop_map(|(name, weight)| RoleView {
-        name: name.to_string(),
-        weight,
-    })
+    (
+        prop::sample::select(&ROLES[..]),
+        0.25..4.0f64,
+        prop::option::weighted(0.4, resources(30_000, 100_000)),
+        limit(),
+        prop::collection::vec(reservation(), 0..4),
+    )
+        .prop_map(|(name, weight, guarantee, limit, reservations)| RoleView {
+            name: name.to_string(),
+            weight,
+            quota: Quota {
+                guarantee: guarantee.unwrap_or_default(),
+                limit,
+            },
+            reservations,
+        })
 }
 
 fn snapshot() -> impl Strategy<Value = Snapshot> {
@@ -90,70 +133,6 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         })
 }
 
-/// The first entry of each framework id: the one the allocator uses.
-fn first_frameworks(snapshot: &Snapshot) -> Vec<&FrameworkView> {
-    let mut seen = HashSet::new();
-    snapshot
-        .frameworks
-        .iter()
-        .filter(|f| seen.insert(&f.id))
-        .collect()
-}
-
-fn refuses(framework: &FrameworkView, agent: &AgentView, now_ms: i64) -> bool {
-    framework.suppressed
-        || framework
-            .filters
-            .iter()
-            .any(|f| f.refuses(&agent.id, &agent.free, now_ms))
-}
-
-/// The semantics written as plainly as possible: for every agent, rescan
-/// every framework and recompute every share from scratch.
-fn reference(snapshot: &Snapshot, config: &Config) -> Vec<OfferDecision> {
-    let total = snapshot.total();
-    let mut frameworks: Vec<(&FrameworkView, Resources)> = first_frameworks(snapshot)
-        .into_iter()
-        .map(|f| (f, f.allocated.clone()))
-        .collect();
-    let role_share = |frameworks: &[(&FrameworkView, Resources)], role: &str| {
-        let mut sum = Resources::empty();
-        for (_, allocated) in frameworks.iter().filter(|(f, _)| f.role == role) {
-            sum += allocated;
-        }
-        sum.dominant_share(&total) / snapshot.weight(role)
-    };
-    let mut decisions = vec![];
-    for agent in snapshot.unique_agents() {
-        if !config.allocatable(&agent.free) {
-            continue;
-        }
-        let best = (0..frameworks.len())
-            .filter(|i| !refuses(frameworks[*i].0, agent, snapshot.now_ms))
-            .min_by(|a, b| {
-                let (fa, aa) = &frameworks[*a];
-                let (fb, ab) = &frameworks[*b];
-                role_share(&frameworks, &fa.role)
-                    .total_cmp(&role_share(&frameworks, &fb.role))
-                    .then_with(|| fa.role.cmp(&fb.role))
-                    .then_with(|| {
-                        aa.dominant_share(&total)
-                            .total_cmp(&ab.dominant_share(&total))
-                    })
-                    .then_with(|| fa.id.cmp(&fb.id))
-            });
-        if let Some(best) = best {
-            frameworks[best].1 += &agent.free;
-            decisions.push(OfferDecision {
-                framework: frameworks[best].0.id.clone(),
-                agent: agent.id.clone(),
-                resources: agent.free.clone(),
-            });
-        }
-    }
-    decisions
-}
-
 fn config() -> impl Strategy<Value = Config> {
     prop_oneof![
         Just(Config::default()),
@@ -166,18 +145,95 @@ fn config() -> impl Strategy<Value = Config> {
 
 proptest! {
     #[test]
-    fn offers_are_exactly_an_agents_free_resources_and_each_agent_once(
+    fn never_over_allocates_an_agent_and_reserved_resources_go_to_their_role_only(
         snapshot in snapshot(), config in config()
     ) {
         let decisions = allocate(&snapshot, &config);
-        let agents = snapshot.unique_agents();
-        let mut offered = HashSet::new();
+        let mut pairs = HashSet::new();
         for d in &decisions {
-            prop_assert!(offered.insert(&d.agent), "{} offered twice", d.agent);
-            let agent = agents.iter().find(|a| a.id == d.agent).unwrap();
-            prop_assert_eq!(&d.resources, &agent.free);
-            prop_assert!(agent.total.contains(&d.resources));
+            prop_assert!(pairs.insert((&d.agent, &d.framework)), "{} offered {} twice", d.agent, d.framework);
             prop_assert!(config.allocatable(&d.resources));
+        }
+        for agent in snapshot.unique_agents() {
+            let by_role = offered_by_role(&snapshot, &decisions, &agent.id);
+            let mut sum = Resources::empty();
+            for offered in by_role.values() {
+                sum += offered;
+            }
+            prop_assert!(agent.free.contains(&sum), "{}: offered {sum:?} of {:?}", agent.id, agent.free);
+            let (reserved, unreserved) = reserved_pools(&snapshot, agent);
+            prop_assert!(unreserved.contains(&beyond_reservations(&by_role, &reserved)));
+        }
+    }
+
+    #[test]
+    fn never_exceeds_a_quota_limit(snapshot in snapshot(), config in config()) {
+        let decisions = allocate(&snapshot, &config);
+        let before = role_allocations(&snapshot);
+        let mut offered: HashMap<String, Resources> = HashMap::new();
+        for d in &decisions {
+            *offered.entry(role_of(&snapshot, &d.framework)).or_default() += &d.resources;
+        }
+        for (role, offered) in offered {
+            let limit = quota_of(&snapshot, &role).limit;
+            let held = before.get(&role).cloned().unwrap_or_default();
+            let within = |max: Option<u64>, held: u64, more: u64| {
+                max.is_none_or(|max| more == 0 || held + more <= max)
+            };
+            prop_assert!(within(limit.cpus_milli, held.cpus_milli, offered.cpus_milli), "{role} cpus");
+            prop_assert!(within(limit.mem_bytes, held.mem_bytes, offered.mem_bytes), "{role} mem");
+            prop_assert!(within(limit.disk_bytes, held.disk_bytes, offered.disk_bytes), "{role} disk");
+            for (kind, max) in &limit.scalars_milli {
+                let amount = |r: &Resources| r.scalars_milli.get(kind).copied().unwrap_or(0);
+                prop_assert!(within(Some(*max), amount(&held), amount(&offered)), "{role} {kind}");
+            }
+        }
+    }
+
+    /// A role still short of its guarantee in some kind after a round,
+    /// although it has a framework that wants everything and refuses
+    /// nothing, and a limit that allows the guarantee: then no unreserved
+    /// resource of that kind went to a role that was not itself short of
+    /// its guarantee.
+    #[test]
+    fn guarantees_are_met_first_when_demand_exists(snapshot in snapshot()) {
+        // Any non-empty slice is worth offering, so that a short role's
+        // slice is never too small to make.
+        let config = Config { min_allocatable: Resources::empty() };
+        let decisions = allocate(&snapshot, &config);
+        let before = role_allocations(&snapshot);
+        let mut after = before.clone();
+        for d in &decisions {
+            *after.entry(role_of(&snapshot, &d.framework)).or_default() += &d.resources;
+        }
+        let frameworks = first_frameworks(&snapshot);
+        let short_before = |role: &str| {
+            below_guarantee(&quota_of(&snapshot, role).guarantee, &before.get(role).cloned().unwrap_or_default())
+        };
+        for (role, held) in &after {
+            let quota = quota_of(&snapshot, role);
+            let clean_demand = frameworks.iter().any(|f| {
+                &f.role == role && !f.suppressed && f.filters.iter().all(|flt| !flt.is_active(snapshot.now_ms))
+            });
+            if !clean_demand {
+                continue;
+            }
+            for kind in short_kinds(&quota, held) {
+                for d in &decisions {
+                    let other = role_of(&snapshot, &d.framework);
+                    if &other == role || short_before(&other) {
+                        continue;
+                    }
+                    let agent = snapshot.unique_agents().into_iter().find(|a| a.id == d.agent).unwrap();
+                    let (reserved, _) = reserved_pools(&snapshot, agent);
+                    let own = reserved.iter().find(|(r, _)| *r == other).map(|(_, p)| p.clone()).unwrap_or_default();
+                    let unreserved = d.resources.saturating_sub(&own);
+                    prop_assert_eq!(
+                        kind.of(&unreserved), 0,
+                        "{} got {:?} of {:?} while {} was short of it", other, kind, unreserved, role
+                    );
+                }
+            }
         }
     }
 
@@ -186,28 +242,76 @@ proptest! {
         snapshot in snapshot(), config in config()
     ) {
         let frameworks = first_frameworks(&snapshot);
-        let agents = snapshot.unique_agents();
         for d in allocate(&snapshot, &config) {
             let framework = frameworks.iter().find(|f| f.id == d.framework).unwrap();
-            let agent = agents.iter().find(|a| a.id == d.agent).unwrap();
-            prop_assert!(!framework.suppressed);
-            prop_assert!(!refuses(framework, agent, snapshot.now_ms));
+            prop_assert!(!refuses(framework, &d.agent, &d.resources, snapshot.now_ms));
         }
     }
 
+    /// What is left unreserved on an agent after a round is left only
+    /// because no framework may take it: its limit leaves nothing worth
+    /// offering, or it refuses what would be left for it.
     #[test]
-    fn an_allocatable_agent_is_left_out_only_when_everyone_refuses_it(
+    fn unreserved_resources_are_left_only_when_no_one_can_take_them(
         snapshot in snapshot(), config in config()
     ) {
         let decisions = allocate(&snapshot, &config);
-        let offered: HashSet<_> = decisions.iter().map(|d| &d.agent).collect();
+        let mut after = role_allocations(&snapshot);
+        for d in &decisions {
+            *after.entry(role_of(&snapshot, &d.framework)).or_default() += &d.resources;
+        }
         for agent in snapshot.unique_agents() {
-            if config.allocatable(&agent.free) && !offered.contains(&agent.id) {
-                for framework in first_frameworks(&snapshot) {
-                    prop_assert!(refuses(framework, agent, snapshot.now_ms));
-                }
+            let by_role = offered_by_role(&snapshot, &decisions, &agent.id);
+            let (reserved, unreserved) = reserved_pools(&snapshot, agent);
+            let left = unreserved.saturating_sub(&beyond_reservations(&by_role, &reserved));
+            for framework in first_frameworks(&snapshot) {
+                let limit = quota_of(&snapshot, &framework.role).limit;
+                let offer = limit.cut(&left, &after[&framework.role]);
+                prop_assert!(
+                    !config.allocatable(&offer) || refuses(framework, &agent.id, &offer, snapshot.now_ms),
+                    "{} could take {:?} of {}", framework.id, offer, agent.id
+                );
             }
         }
+    }
+
+    /// Rounds in which every offer is declined for a long time: each
+    /// framework that could be offered something somewhere is offered
+    /// something within a bounded number of rounds.
+    #[test]
+    fn every_framework_with_demand_is_eventually_offered_something(
+        snapshot in snapshot(), config in config()
+    ) {
+        let mut snapshot = snapshot;
+        for f in &mut snapshot.frameworks {
+            f.filters.clear();
+        }
+        let frameworks: Vec<FrameworkView> = first_frameworks(&snapshot).into_iter().cloned().collect();
+        let agents = snapshot.unique_agents().len();
+        let mut waiting: HashSet<FrameworkId> = frameworks
+            .iter()
+            .filter(|f| has_demand(&snapshot, f, &config))
+            .map(|f| f.id.clone())
+            .collect();
+        // Each (framework, agent, amount) is offered once at most, and an
+        // agent is offered as a handful of different amounts at most.
+        let rounds = 4 * frameworks.len() * agents + 2;
+        for _ in 0..rounds {
+            if waiting.is_empty() {
+                break;
+            }
+            snapshot.now_ms += 1_000;
+            for d in allocate(&snapshot, &config) {
+                waiting.remove(&d.framework);
+                let framework = snapshot.frameworks.iter_mut().find(|f| f.id == d.framework).unwrap();
+                framework.filters.push(Filter {
+                    agent: d.agent,
+                    resources: d.resources,
+                    until_ms: i64::MAX,
+                });
+            }
+        }
+        prop_assert!(waiting.is_empty(), "never offered anything: {waiting:?}");
     }
 
     #[test]
@@ -293,4 +397,87 @@ fn spread(values: &[f64]) -> f64 {
     let max = values.iter().copied().max_by(f64::total_cmp).unwrap_or(0.0);
     let min = values.iter().copied().min_by(f64::total_cmp).unwrap_or(0.0);
     max - min
+}
+
+/// The role of `framework` (its first entry's).
+fn role_of(snapshot: &Snapshot, framework: &FrameworkId) -> String {
+    first_frameworks(snapshot)
+        .into_iter()
+        .find(|f| &f.id == framework)
+        .map(|f| f.role.clone())
+        .expect("offers go to listed frameworks")
+}
+
+/// What each role holds before the round.
+fn role_allocations(snapshot: &Snapshot) -> HashMap<String, Resources> {
+    let mut held: HashMap<String, Resources> = HashMap::new();
+    for f in first_frameworks(snapshot) {
+        *held.entry(f.role.clone()).or_default() += &f.allocated;
+    }
+    held
+}
+
+/// What each role was offered of `agent`.
+fn offered_by_role(
+    snapshot: &Snapshot,
+    decisions: &[OfferDecision],
+    agent: &AgentId,
+) -> HashMap<String, Resources> {
+    let mut by_role: HashMap<String, Resources> = HashMap::new();
+    for d in decisions.iter().filter(|d| &d.agent == agent) {
+        *by_role.entry(role_of(snapshot, &d.framework)).or_default() += &d.resources;
+    }
+    by_role
+}
+
+/// What the roles were offered beyond their reserved pools: what came out
+/// of the unreserved pool.
+fn beyond_reservations(
+    by_role: &HashMap<String, Resources>,
+    reserved: &[(String, Resources)],
+) -> Resources {
+    let mut sum = Resources::empty();
+    for (role, offered) in by_role {
+        let own = reserved
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, pool)| pool.clone())
+            .unwrap_or_default();
+        sum += &offered.saturating_sub(&own);
+    }
+    sum
+}
+
+/// The kinds `held` is short of the guarantee in, where the limit allows
+/// the guarantee.
+fn short_kinds<'a>(quota: &'a Quota, held: &Resources) -> Vec<Kind<'a>> {
+    let g = &quota.guarantee;
+    let mut kinds = vec![Kind::Cpus, Kind::Mem, Kind::Disk];
+    kinds.extend(g.scalars_milli.keys().map(|k| Kind::Scalar(k)));
+    kinds
+        .into_iter()
+        .filter(|k| k.of(g) > k.of(held))
+        .filter(|k| quota.limit.of(*k).is_none_or(|max| max >= k.of(g)))
+        .collect()
+}
+
+/// True when some agent has a pool `framework` may be offered something
+/// of, as far as its role's limit goes.
+fn has_demand(snapshot: &Snapshot, framework: &FrameworkView, config: &Config) -> bool {
+    if framework.suppressed {
+        return false;
+    }
+    let held = role_allocations(snapshot)
+        .remove(&framework.role)
+        .unwrap_or_default();
+    let limit = quota_of(snapshot, &framework.role).limit;
+    snapshot.unique_agents().into_iter().any(|agent| {
+        let (reserved, unreserved) = reserved_pools(snapshot, agent);
+        let own = reserved
+            .into_iter()
+            .find(|(r, _)| *r == framework.role)
+            .map(|(_, pool)| pool)
+            .unwrap_or_default();
+        config.allocatable(&limit.cut(&(unreserved + &own), &held))
+    })
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wasmesos_api::{FrameworkId, Resources};
 
-use crate::round::Round;
 use crate::snapshot::Snapshot;
+use crate::standing::Standing;
 
 /// A role's standing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ pub struct Shares {
 /// [`allocate`](crate::allocate) computes them before its round starts.
 pub fn dominant_shares(snapshot: &Snapshot) -> Shares {
     let total = snapshot.total();
-    let round = Round::new(snapshot, total.clone());
+    let round = Standing::new(snapshot, total.clone());
     let frameworks = round
         .frameworks
         .iter()

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use wasmesos_api::{AgentId, FrameworkId, Resources};
 
+use crate::quota::Quota;
+
 /// The weight of a role the snapshot does not list (Mesos' default).
 pub const DEFAULT_WEIGHT: f64 = 1.0;
 
@@ -42,8 +44,8 @@ pub struct FrameworkView {
     pub filters: Vec<Filter>,
 }
 
-/// A role's weight. Roles the snapshot does not list weigh
-/// [`DEFAULT_WEIGHT`].
+/// A role's weight, quota and reservations. Roles the snapshot does not
+/// list weigh [`DEFAULT_WEIGHT`] and have neither quota nor reservations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoleView {
     pub name: String,
@@ -51,6 +53,37 @@ pub struct RoleView {
     /// of weight 1. Must be positive and finite; anything else counts as
     /// [`DEFAULT_WEIGHT`], so one bad record cannot stall allocation.
     pub weight: f64,
+    #[serde(default)]
+    pub quota: Quota,
+    /// Agents' resources set aside for this role (statically, by the
+    /// agent). Listed by role rather than by agent so that a round's cost
+    /// grows with the number of reservations, not of agents.
+    #[serde(default)]
+    pub reservations: Vec<Reservation>,
+}
+
+/// Resources of one agent that only frameworks of one role may be offered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub agent: AgentId,
+    /// How much the agent reserves for the role.
+    pub resources: Resources,
+    /// What the role's frameworks hold on that agent now (tasks plus
+    /// outstanding offers). It draws on the reservation first: only the
+    /// rest of the reservation is still set aside.
+    pub used: Resources,
+}
+
+impl RoleView {
+    /// A role with a weight and nothing else.
+    pub fn weighted(name: impl Into<String>, weight: f64) -> Self {
+        Self {
+            name: name.into(),
+            weight,
+            quota: Quota::default(),
+            reservations: Vec::new(),
+        }
+    }
 }
 
 /// The whole input of one allocation round.
@@ -89,11 +122,14 @@ impl Snapshot {
         sum_totals(&self.unique_agents())
     }
 
+    /// The entry of `role` the allocator uses (its first), if listed.
+    pub fn role(&self, role: &str) -> Option<&RoleView> {
+        self.roles.iter().find(|r| r.name == role)
+    }
+
     /// The weight of `role`, as the allocator uses it.
     pub fn weight(&self, role: &str) -> f64 {
-        self.roles
-            .iter()
-            .find(|r| r.name == role)
+        self.role(role)
             .map_or(DEFAULT_WEIGHT, |r| valid_weight(r.weight))
     }
 }

@@ -1,4 +1,5 @@
-//! `wasmesos agents`: the agents, their resources and heartbeats.
+//! `wasmesos agents`: the agents, their resources and heartbeats, and
+//! which are draining (`wasmesos agent drain`).
 
 use std::process::ExitCode;
 
@@ -38,11 +39,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             &Resources::from(a.used.as_ref()),
             &Resources::from(a.total.as_ref()),
         );
-        let state = match a.state() {
-            AgentState::Active => "ACTIVE",
-            AgentState::Disconnected => "DISCONNECTED",
-            AgentState::Gone => "GONE",
-            AgentState::Unspecified => "UNKNOWN",
+        let state = match (a.state(), a.draining) {
+            (AgentState::Active, true) => "DRAINING",
+            (AgentState::Active, false) => "ACTIVE",
+            (AgentState::Disconnected, true) => "DISCONNECTED,DRAINING",
+            (AgentState::Disconnected, false) => "DISCONNECTED",
+            (AgentState::Gone, _) => "GONE",
+            (AgentState::Unspecified, _) => "UNKNOWN",
         };
         table.row(vec![
             a.agent_id.clone(),
