@@ -19,6 +19,13 @@
 //! (memory mappings, open files) and that its compiled-module cache is
 //! private to its user, and refuses to start otherwise.
 //!
+//! Tasks run in the agent's process by default. With `--isolation cgroups`
+//! ([`Isolation::Cgroups`]) they run in executor processes (the same binary
+//! as `wasmesos executor`) from a pool started with the agent, each in a
+//! cgroup holding it to the task's cpus and memory; the agent refuses to
+//! start, saying what it tried, when it cannot make cgroups, and removes
+//! them when it stops.
+//!
 //! Neighbours: the master (`wasmesos-master`) at the other end of the
 //! stream; the runtime below.
 
@@ -41,9 +48,11 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wasmesos_runtime::capacity::{self, HostLimits};
+use wasmesos_runtime::cgroups::CgroupTree;
+use wasmesos_runtime::executor::{ExecutorPool, PoolConfig, Settings};
 use wasmesos_runtime::{Runtime, TaskPool};
 
-pub use config::AgentConfig;
+pub use config::{AgentConfig, Isolation};
 pub use retention::RetentionPolicy;
 
 /// Why an agent could not start.
@@ -70,6 +79,9 @@ pub enum AgentError {
     NoTasks,
     #[error("{0}")]
     Identity(std::io::Error),
+    /// `--isolation cgroups` cannot work here.
+    #[error("cannot run tasks with --isolation cgroups: {0}")]
+    Isolation(String),
 }
 
 /// A running agent.
@@ -79,6 +91,7 @@ pub struct RunningAgent {
     shutdown: watch::Sender<bool>,
     link: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: tasks::TaskManager,
 }
 
 impl RunningAgent {
@@ -86,10 +99,13 @@ impl RunningAgent {
         let _ = self.shutdown.send(true);
     }
 
-    /// Runs until shut down.
+    /// Runs until shut down; then stops the executors (if any) and removes
+    /// their cgroups.
     pub async fn wait(self) -> std::io::Result<()> {
         let _ = self.link.await;
-        self.server.await.map_err(std::io::Error::other)?
+        let served = self.server.await.map_err(std::io::Error::other);
+        self.tasks.shutdown().await;
+        served?
     }
 }
 
@@ -117,6 +133,49 @@ fn task_runtime(cfg: &AgentConfig) -> Result<(Runtime, Arc<TaskPool>), AgentErro
         "task runtime ready"
     );
     Ok((runtime, pool))
+}
+
+/// With `--isolation cgroups`: the agent's cgroups and the pool of
+/// executors in them, started on the task pool (where tasks use them).
+async fn task_isolation(
+    cfg: &AgentConfig,
+    runtime: &Runtime,
+    pool: &TaskPool,
+) -> Result<tasks::Isolation, AgentError> {
+    if cfg.isolation == Isolation::InProcess {
+        return Ok(tasks::Isolation::InProcess);
+    }
+    let tree = CgroupTree::create(&std::process::id().to_string())
+        .map_err(|e| AgentError::Isolation(e.to_string()))?;
+    let program = match &cfg.executor_program {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            AgentError::Isolation(format!(
+                "cannot find the agent's own executable to run as executor: {e}"
+            ))
+        })?,
+    };
+    let layout = tree.layout().describe();
+    let config = PoolConfig::new(
+        program,
+        vec!["executor".into()],
+        Settings::of(runtime.config()),
+        cfg.executors(),
+    );
+    let executors = pool
+        .spawn(ExecutorPool::start(config, Some(tree)))
+        .await
+        .map_err(|e| AgentError::Isolation(e.to_string()))?
+        .map_err(|e| AgentError::Isolation(e.to_string()))?;
+    tracing::info!(
+        executors = executors.idle(),
+        mem_overhead = %wasmesos_api::format_size(cfg.executor_mem_overhead),
+        "tasks run in executor processes under cgroups: {layout}"
+    );
+    Ok(tasks::Isolation::Executors {
+        pool: executors,
+        mem_overhead: cfg.executor_mem_overhead,
+    })
 }
 
 fn task_limits(cfg: &AgentConfig) -> tasks::TaskLimits {
@@ -170,7 +229,8 @@ pub async fn start(mut cfg: AgentConfig) -> Result<RunningAgent, AgentError> {
     }
 
     let (runtime, pool) = task_runtime(&cfg)?;
-    let tasks = tasks::TaskManager::new(runtime, pool, &cfg.work_dir, task_limits(&cfg))
+    let isolation = task_isolation(&cfg, &runtime, &pool).await?;
+    let tasks = tasks::TaskManager::new(runtime, pool, &cfg.work_dir, task_limits(&cfg), isolation)
         .map_err(work_err)?;
     let status = Arc::new(Mutex::new(link::LinkStatus::default()));
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -191,7 +251,7 @@ pub async fn start(mut cfg: AgentConfig) -> Result<RunningAgent, AgentError> {
     tracing::info!(%addr, resources = %cfg.resources, masters = ?cfg.masters, "agent started");
     let link = tokio::spawn(link::run(
         Arc::new(cfg),
-        tasks,
+        tasks.clone(),
         identity,
         status,
         shutdown_rx,
@@ -201,5 +261,6 @@ pub async fn start(mut cfg: AgentConfig) -> Result<RunningAgent, AgentError> {
         shutdown,
         link,
         server,
+        tasks,
     })
 }

@@ -62,6 +62,11 @@ async fn serve_stream(
             LogFollower::open(file.path(), start)
         }
         Some(LogSource::File(path)) => LogFollower::open(&path, start),
+        Some(LogSource::Growing(path, ended)) if req.follow => {
+            LogFollower::growing(&path, start, ended)
+        }
+        // A snapshot of what the executor has flushed so far.
+        Some(LogSource::Growing(path, _)) => LogFollower::open(&path, start),
         Some(LogSource::Removed) => {
             send(
                 Vec::new(),

@@ -31,6 +31,11 @@ impl ModuleCache {
         })
     }
 
+    /// Where the bytes of `digest` are kept once fetched.
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.hex())
+    }
+
     /// Where modules are fetched from (the current master).
     pub fn set_client(&self, client: Option<AgentLinkClient<Channel>>) {
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = client;
@@ -73,7 +78,7 @@ impl ModuleCache {
     }
 
     async fn bytes(&self, tenant: &TenantId, digest: &Digest) -> Result<Vec<u8>, String> {
-        let path = self.dir.join(digest.hex());
+        let path = self.path(digest);
         if let Ok(bytes) = tokio::fs::read(&path).await {
             if Digest::of(&bytes) == *digest {
                 return Ok(bytes);

@@ -20,11 +20,12 @@
 //! [`capacity`] says whether this process's limits (memory mappings, open
 //! files) can hold the tasks a configuration allows.
 //!
-//! Seam for process isolation: everything a task's limits are made of is
-//! plain data in [`RunSpec`] ([`CpuQuota::cfs_quota_us`] gives the same
-//! budget as a cgroup's `cpu.max`), so an executor that runs tasks in child
-//! processes under cgroups can take the same spec, run it with this crate in
-//! the child, and send the [`RunOutcome`] back.
+//! Process isolation, optional: [`executor`] runs tasks in child processes
+//! (the `wasmesos` binary re-executed as `wasmesos executor`) that use this
+//! same crate, kept in a pool and reused, each in a cgroup of its own whose
+//! cpu and memory limits [`cgroups`] plans and writes (v2, v1 and hybrid
+//! hosts). [`CpuQuota::cfs_quota_us`] gives the same budget in-process and
+//! as `cpu.max`.
 //!
 //! Neighbours: the agent (`wasmesos-agent`) calls this crate to compile
 //! modules it fetched, launch and kill tasks and stream their logs; this
@@ -34,9 +35,11 @@
 
 mod cache_dir;
 pub mod capacity;
+pub mod cgroups;
 mod cpu;
 mod engine;
 mod error;
+pub mod executor;
 mod limits;
 mod logs;
 mod pool;

@@ -177,6 +177,7 @@ impl LogFile {
             progress: Some(progress),
             offset: start.resolve(len),
             file: None,
+            growing: None,
         }
     }
 }
@@ -255,7 +256,14 @@ pub struct LogFollower {
     progress: Option<watch::Receiver<Progress>>,
     offset: u64,
     file: Option<Arc<File>>,
+    /// For a log another process writes: `true` (or the sender dropped)
+    /// once it will not grow any more; until then the file is polled.
+    growing: Option<watch::Receiver<bool>>,
 }
+
+/// How often a follower of a log written by another process looks for
+/// more.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl std::fmt::Debug for LogFollower {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -285,7 +293,21 @@ impl LogFollower {
             progress: None,
             offset: start.resolve(len),
             file,
+            growing: None,
         })
+    }
+
+    /// Follows a log that another process (an executor) appends to `path`:
+    /// reads what is there, then polls the file for more until `ended`
+    /// turns `true` or its sender is dropped, and ends after a last read.
+    pub fn growing(
+        path: &Path,
+        start: LogStart,
+        ended: watch::Receiver<bool>,
+    ) -> io::Result<LogFollower> {
+        let mut follower = LogFollower::open(path, start)?;
+        follower.growing = Some(ended);
+        Ok(follower)
     }
 
     /// The offset of the next byte this follower returns.
@@ -298,9 +320,26 @@ impl LogFollower {
     pub async fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
         loop {
             let Some(progress) = self.progress.as_mut() else {
-                // Writer gone: everything it kept is in the file.
+                // Writer gone (or in another process): the file is the log.
                 let chunk = self.read_file(self.offset, READ_CHUNK).await?;
-                return Ok(self.advance(chunk));
+                let Some(ended) = self.growing.as_mut() else {
+                    return Ok(self.advance(chunk));
+                };
+                if !chunk.is_empty() {
+                    return Ok(self.advance(chunk));
+                }
+                if *ended.borrow_and_update() {
+                    // One last read: the writer's final bytes.
+                    self.growing = None;
+                    continue;
+                }
+                tokio::select! {
+                    changed = ended.changed() => if changed.is_err() {
+                        self.growing = None;
+                    },
+                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                }
+                continue;
             };
             let Progress { len, closed } = *progress.borrow_and_update();
             if self.offset < len {
@@ -363,7 +402,7 @@ impl LogFollower {
             None => {
                 let file = match File::open(&self.path) {
                     Ok(file) => Arc::new(file),
-                    // Never flushed: nothing to read.
+                    // Never flushed (yet): nothing to read.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
                     Err(e) => return Err(e),
                 };
@@ -440,6 +479,33 @@ mod tests {
         drop(log);
         assert_eq!(follower.read_to_end().await.unwrap(), b"abc");
         assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_growing_file_is_followed_until_its_writer_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let (ended, rx) = watch::channel(false);
+        // The file does not exist yet: the writer has not flushed.
+        let mut f = LogFollower::growing(&path, LogStart::Beginning, rx.clone()).unwrap();
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                std::fs::write(&path, b"one ").unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+                file.write_all(b"two").unwrap();
+                ended.send(true).unwrap();
+            })
+        };
+        assert_eq!(f.next_chunk().await.unwrap().unwrap(), b"one ");
+        let rest = f.read_to_end().await.unwrap();
+        assert_eq!(rest, b"two");
+        writer.await.unwrap();
+        // Started after the end, from the tail: reads and ends.
+        let tail = LogFollower::growing(&path, LogStart::Tail(3), rx).unwrap();
+        assert_eq!(tail.read_to_end().await.unwrap(), b"two");
     }
 
     #[tokio::test]

@@ -55,7 +55,7 @@ pub struct RunSpec {
 }
 
 /// How a task ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Exit {
     /// It returned from its entry point (code 0) or called `proc_exit`/`exit`.
     Exited(i32),
@@ -76,6 +76,10 @@ pub enum Exit {
     TimedOut(Duration),
     /// It was killed through its cancellation token.
     Killed,
+    /// The process running it died under it (only with process isolation:
+    /// e.g. the kernel's OOM killer ended its executor at its cgroup's
+    /// memory limit); the text says how, for people.
+    ProcessDied(String),
 }
 
 impl Exit {
@@ -108,6 +112,7 @@ impl Exit {
             }
             Exit::TimedOut(after) => format!("timed out after {}", format_duration(*after)),
             Exit::Killed => "killed".to_string(),
+            Exit::ProcessDied(how) => how.clone(),
         }
     }
 }
@@ -130,7 +135,7 @@ fn format_duration(d: Duration) -> String {
 }
 
 /// What a task used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Fuel consumed (about one unit per WebAssembly instruction); 0 for a
     /// task run on the epoch-only engine, which does not count fuel.
@@ -153,7 +158,7 @@ pub struct Usage {
 }
 
 /// How a task ended and what it used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunOutcome {
     /// How it ended.
     pub exit: Exit,

