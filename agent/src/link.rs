@@ -41,6 +41,8 @@ pub enum SessionError {
     Refused { master: String, reason: String },
     #[error("stream to {master} broke: {reason}")]
     Broken { master: String, reason: String },
+    #[error("master at {master} is a standby; the leader is at {leader}")]
+    Standby { master: String, leader: String },
     #[error("cannot save the agent's identity: {0}")]
     Identity(std::io::Error),
 }
@@ -74,6 +76,17 @@ pub async fn run(
         match result {
             Ok(()) => {
                 tracing::warn!(%master, "master closed the stream; reconnecting");
+                delay = Duration::from_millis(100);
+            }
+            Err(SessionError::Standby { master, leader }) => {
+                // Not a failure: go where the standby points (if it is one
+                // of ours, else the next), soon. During a failover the
+                // leader it names may be gone; the rotation goes on.
+                tracing::info!(%master, %leader, "a standby; trying the leader");
+                attempt = match cfg.masters.iter().position(|m| *m == leader) {
+                    Some(i) if leader != master => i,
+                    _ => attempt + 1,
+                };
                 delay = Duration::from_millis(100);
             }
             Err(e) => {
@@ -117,6 +130,25 @@ impl Session<'_> {
         }
     }
 
+    /// What a registration reports: the tasks running, and those whose
+    /// last updates the master has not acknowledged (in their latest
+    /// state), so that it neither takes them for lost nor kills them.
+    fn reported_tasks(&self) -> Vec<proto::RunningTask> {
+        let mut tasks = self.tasks.running();
+        let running: std::collections::HashSet<(String, String)> = tasks
+            .iter()
+            .map(|t| (t.framework_id.clone(), t.task_id.clone()))
+            .collect();
+        tasks.extend(
+            self.tasks
+                .outbox()
+                .unacknowledged_tasks()
+                .into_iter()
+                .filter(|t| !running.contains(&(t.framework_id.clone(), t.task_id.clone()))),
+        );
+        tasks
+    }
+
     async fn run(self) -> Result<(), SessionError> {
         let channel = Endpoint::from_shared(self.master.clone())
             .map_err(|e| self.unreachable(e))?
@@ -139,8 +171,14 @@ impl Session<'_> {
             address: format!("http://{}", self.cfg.listen),
             resources: Some((&self.cfg.resources).into()),
             attributes: self.cfg.attributes.clone().into_iter().collect(),
+            reserved: self
+                .cfg
+                .reserved
+                .iter()
+                .map(|(role, r)| (role.clone(), r.into()))
+                .collect(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            tasks: self.tasks.running(),
+            tasks: self.reported_tasks(),
             epoch: ident.epoch,
         };
         let _ = tx.send(AgentMessage {
@@ -149,9 +187,15 @@ impl Session<'_> {
         let mut inbound = client
             .attach(UnboundedReceiverStream::new(rx))
             .await
-            .map_err(|s| SessionError::Refused {
-                master: self.master.clone(),
-                reason: s.message().to_string(),
+            .map_err(|s| match standby_leader(&s) {
+                Some(leader) => SessionError::Standby {
+                    master: self.master.clone(),
+                    leader,
+                },
+                None => SessionError::Refused {
+                    master: self.master.clone(),
+                    reason: s.message().to_string(),
+                },
             })?
             .into_inner();
 
@@ -276,6 +320,16 @@ impl Session<'_> {
             }
         }
     }
+}
+
+/// The leader a standby master named in its refusal, if this is one.
+fn standby_leader(status: &tonic::Status) -> Option<String> {
+    status
+        .metadata()
+        .get("wasmesos-leader")
+        .and_then(|v| v.to_str().ok())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
 }
 
 /// The machine's hostname, or "localhost".

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use wasmesos_api::proto::{AgentMessage, StatusUpdate, agent_message};
+use wasmesos_api::proto::{AgentMessage, RunningTask, StatusUpdate, agent_message};
 
 pub type SessionTx = mpsc::UnboundedSender<AgentMessage>;
 
@@ -102,6 +102,26 @@ impl Outbox {
 
     pub fn pending(&self) -> usize {
         self.lock().pending.len()
+    }
+
+    /// Each task with an update not yet acknowledged, in the state of its
+    /// latest such update. A registration reports them beside the running
+    /// tasks: a task that ended while the master was away is not running,
+    /// but the master must not take it for lost before its end arrives.
+    pub fn unacknowledged_tasks(&self) -> Vec<RunningTask> {
+        let st = self.lock();
+        let mut latest: BTreeMap<(&str, &str), i32> = BTreeMap::new();
+        for (update, _) in st.pending.values() {
+            latest.insert((&update.framework_id, &update.task_id), update.state);
+        }
+        latest
+            .into_iter()
+            .map(|((fw, task), state)| RunningTask {
+                framework_id: fw.to_string(),
+                task_id: task.to_string(),
+                state,
+            })
+            .collect()
     }
 }
 

@@ -15,8 +15,16 @@ pub struct MasterConfig {
     pub advertise: Option<String>,
     /// Written with the bound address once listening (for tests and scripts).
     pub addr_file: Option<PathBuf>,
-    /// State (`state.redb`) and module blobs live here.
+    /// State (`state.redb`) and module blobs live here; with an etcd
+    /// store, only the module cache and compiled schedulers.
     pub data_dir: PathBuf,
+    /// `etcd://host:port[,host:port…]` for a store shared by several
+    /// masters (one leads, the others stand by); `None`: the embedded store
+    /// in `data_dir`.
+    pub store: Option<String>,
+    /// How long the leader key outlives a leader that stopped renewing it:
+    /// the longest a failover waits for a dead leader.
+    pub leader_ttl: Duration,
     /// How often a full allocation round runs (events allocate at once; the
     /// periodic round restores fairness and expires filters).
     pub allocation_interval: Duration,
@@ -46,6 +54,8 @@ impl MasterConfig {
             advertise: None,
             addr_file: None,
             data_dir,
+            store: None,
+            leader_ttl: Duration::from_secs(10),
             allocation_interval: Duration::from_secs(1),
             default_refuse: Duration::from_secs(5),
             max_hold: Duration::from_secs(60),

@@ -4,6 +4,11 @@
 //! digest. Deduplication is per tenant: a tenant must upload a module itself
 //! before it can use it, even when another tenant's copy is on disk, so a
 //! digest never reveals what someone else uploaded.
+//!
+//! On a shared store (etcd, several masters) the blob directory is only a
+//! cache: the bytes are also written to the store in 1 MiB chunks before
+//! the module's record is, so whichever master leads next can serve every
+//! module it has a record of, fetching the chunks on first use.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +49,15 @@ pub struct ModuleStore {
     dir: PathBuf,
     committer: Committer,
     max_bytes: u64,
+    /// Bytes are also kept in the (shared) store, for other masters.
+    replicated: bool,
 }
+
+/// Bytes per chunk of a module kept in a shared store (etcd takes at most
+/// 1.5 MiB in one request).
+const CHUNK: usize = 1 << 20;
+/// The chunk key that records a module's size once all its chunks are in.
+const SIZE: &str = "size";
 
 static UPLOAD_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -54,11 +67,66 @@ impl ModuleStore {
         let dir = data_dir.join("blobs");
         std::fs::create_dir_all(dir.join("sha256"))?;
         std::fs::create_dir_all(dir.join("tmp"))?;
+        let replicated = committer.store().shared();
         Ok(Self {
             dir,
             committer,
             max_bytes,
+            replicated,
         })
+    }
+
+    /// Puts the bytes of `digest` in the store in chunks, unless an earlier
+    /// upload already did. The size key goes last: present means complete.
+    async fn replicate(&self, digest: &Digest, bytes: &[u8]) -> Result<(), ModuleError> {
+        let size_key = format!("{}{SIZE}", keys::blob_chunks(digest));
+        let size = bytes.len().to_string().into_bytes();
+        if self.committer.get_raw(&size_key).await?.as_deref() == Some(&size[..]) {
+            return Ok(());
+        }
+        // One chunk per transaction: each is most of what etcd takes.
+        for op in replica_ops(digest, bytes) {
+            self.committer.commit(vec![op]).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches the bytes of `digest` from the store's chunks into the blob
+    /// directory (another master uploaded them), checking their digest.
+    async fn fetch(&self, digest: &Digest) -> Result<(), ModuleError> {
+        // One chunk per read: a response must stay small too.
+        let size_key = format!("{}{SIZE}", keys::blob_chunks(digest));
+        let size: Option<usize> = self
+            .committer
+            .get_raw(&size_key)
+            .await?
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
+        let Some(size) = size else {
+            return Err(ModuleError::Io(std::io::Error::other(format!(
+                "the bytes of module {digest} are neither on this master nor in the store"
+            ))));
+        };
+        let mut bytes = Vec::with_capacity(size);
+        for n in 0..size.div_ceil(CHUNK) {
+            let chunk = self.committer.get_raw(&keys::blob_chunk(digest, n)).await?;
+            bytes.extend_from_slice(&chunk.unwrap_or_default());
+        }
+        let mut hasher = Digest::hasher();
+        hasher.update(&bytes);
+        if bytes.len() != size || hasher.finish() != *digest {
+            return Err(ModuleError::Io(std::io::Error::other(format!(
+                "the chunks of module {digest} in the store do not add up to it"
+            ))));
+        }
+        let tmp = self.dir.join("tmp").join(format!(
+            "fetch-{}-{}",
+            std::process::id(),
+            UPLOAD_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        tokio::fs::write(&tmp, &bytes).await?;
+        tokio::fs::rename(&tmp, self.blob_path(digest)).await?;
+        tracing::info!(%digest, size = %format_size(size as u64), "module fetched from the store");
+        Ok(())
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -110,8 +178,9 @@ impl ModuleStore {
     ) -> Result<Option<proto::Module>, ModuleError> {
         let record: Option<proto::Module> =
             self.committer.get(&keys::module(tenant, digest)).await?;
-        // A record without its blob (a crash between the two) counts as absent.
-        Ok(record.filter(|_| self.blob_path(digest).exists()))
+        // A record without its blob (a crash between the two) counts as
+        // absent. On a shared store the record is written after the chunks.
+        Ok(record.filter(|_| self.replicated || self.blob_path(digest).exists()))
     }
 
     /// The bytes of a tenant's module.
@@ -122,7 +191,42 @@ impl ModuleStore {
                 digest: *digest,
             });
         }
-        Ok(tokio::fs::read(self.blob_path(digest)).await?)
+        let path = self.blob_path(digest);
+        if self.replicated && !path.exists() {
+            self.fetch(digest).await?;
+        }
+        Ok(tokio::fs::read(path).await?)
+    }
+}
+
+/// The store writes that keep `bytes` (of module `digest`) in a shared
+/// store: its chunks in order, then its size, which marks them complete.
+pub(crate) fn replica_ops(digest: &Digest, bytes: &[u8]) -> Vec<wasmesos_store::Op> {
+    let mut ops: Vec<wasmesos_store::Op> = bytes
+        .chunks(CHUNK)
+        .enumerate()
+        .map(|(n, chunk)| wasmesos_store::Op::put(keys::blob_chunk(digest, n), chunk.to_vec()))
+        .collect();
+    ops.push(wasmesos_store::Op::put(
+        format!("{}{SIZE}", keys::blob_chunks(digest)),
+        bytes.len().to_string(),
+    ));
+    ops
+}
+
+impl ModuleStore {
+    /// The bytes of a module by digest whichever tenant uploaded it (for
+    /// snapshots), or `None` when they are nowhere to be found.
+    pub async fn read_any(&self, digest: &Digest) -> std::io::Result<Option<Vec<u8>>> {
+        let path = self.blob_path(digest);
+        if self.replicated && !path.exists() && self.fetch(digest).await.is_err() {
+            return Ok(None);
+        }
+        match tokio::fs::read(path).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -188,6 +292,9 @@ impl Upload {
             format!("{} ", self.name)
         };
         let kind = validate(&bytes, &name)?;
+        if self.store.replicated {
+            self.store.replicate(&digest, &bytes).await?;
+        }
         let target = self.store.blob_path(&digest);
         tokio::fs::rename(&self.tmp, &target).await?;
         let record = proto::Module {

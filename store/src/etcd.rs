@@ -25,7 +25,7 @@ use futures::stream;
 
 use crate::{
     CmpOp, Compare, Event, EventKind, KeyValue, LeaseId, Op, Page, Revision, Store, StoreError,
-    Txn, TxnResponse, WatchResponse, WatchStream,
+    Txn, TxnLimits, TxnResponse, WatchResponse, WatchStream,
 };
 
 /// Operations etcd accepts in one transaction (its `--max-txn-ops`
@@ -532,12 +532,33 @@ impl Store for EtcdStore {
         }
     }
 
+    async fn defragment(&self) -> Result<(), StoreError> {
+        self.client
+            .maintenance_client()
+            .defragment()
+            .await
+            .map_err(|e| error(e, None))?;
+        Ok(())
+    }
+
     fn current_revision(&self) -> Revision {
         self.revision.load(Ordering::Acquire)
     }
 
     fn describe(&self) -> String {
         format!("etcd:{}", self.endpoints.join(","))
+    }
+
+    fn limits(&self) -> TxnLimits {
+        TxnLimits {
+            max_ops: MAX_TXN_OPS,
+            // Room for the request's framing and compares.
+            max_bytes: MAX_REQUEST_BYTES - 64 * 1024,
+        }
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }
 

@@ -384,6 +384,25 @@ pub struct WatchResponse {
 /// [`StoreError::Compacted`] when a lagging watcher fell behind compaction).
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, StoreError>> + Send>>;
 
+/// How large one transaction may be on a backend: etcd caps both (by
+/// default 128 operations and 1.5 MiB a request); the embedded store caps
+/// neither. Callers that batch (the master's group commit) stay within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnLimits {
+    /// Operations in one branch.
+    pub max_ops: usize,
+    /// Bytes of keys and values in one transaction.
+    pub max_bytes: usize,
+}
+
+impl TxnLimits {
+    /// No limit.
+    pub const UNLIMITED: TxnLimits = TxnLimits {
+        max_ops: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+}
+
 /// Page size of [`Store::range_all`].
 const RANGE_ALL_PAGE: usize = 1000;
 
@@ -431,6 +450,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// For status output, e.g. `embedded:/path/to/state.redb`.
     fn describe(&self) -> String;
+
+    /// Gives space freed by compaction back to the system, where the
+    /// backend needs it done (etcd); nothing elsewhere.
+    async fn defragment(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// How large one transaction may be.
+    fn limits(&self) -> TxnLimits {
+        TxnLimits::UNLIMITED
+    }
+
+    /// Whether other processes may share this store (and so a master must
+    /// expect standbys, and keep what a successor needs in the store).
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// Puts one key without a lease; returns the new revision.
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<Revision, StoreError> {
@@ -525,5 +561,14 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    async fn defragment(&self) -> Result<(), StoreError> {
+        (**self).defragment().await
+    }
+    fn limits(&self) -> TxnLimits {
+        (**self).limits()
+    }
+    fn shared(&self) -> bool {
+        (**self).shared()
     }
 }

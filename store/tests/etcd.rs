@@ -7,19 +7,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::etcd::Etcd;
 use common::model::{check, txn};
 use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use wasmesos_store::{Compare, EtcdStore, EventKind, MAX_TXN_OPS, Op, Store, StoreError, Txn};
+use wasmesos_testkit::Etcd;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_txns_match_the_model() {
-    let etcd = Etcd::start().await;
-    let store = etcd.store().await;
+    let etcd = Etcd::start();
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+        .await
+        .unwrap();
     // Cases run one after another on one member, each in its own namespace.
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 24,
@@ -40,8 +42,10 @@ async fn random_txns_match_the_model() {
 
 #[tokio::test]
 async fn revisions_pages_and_watches_follow_etcd() {
-    let etcd = Etcd::start().await;
-    let store = etcd.store().await;
+    let etcd = Etcd::start();
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+        .await
+        .unwrap();
     let r1 = store.put("t/a/1", b"x".to_vec()).await.unwrap();
     let r2 = store.put("t/a/2", b"y".to_vec()).await.unwrap();
     store.put("t/ab", b"z".to_vec()).await.unwrap();
@@ -103,8 +107,10 @@ async fn revisions_pages_and_watches_follow_etcd() {
 
 #[tokio::test]
 async fn compaction_refuses_watches_from_before_it() {
-    let etcd = Etcd::start().await;
-    let store = etcd.store().await;
+    let etcd = Etcd::start();
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+        .await
+        .unwrap();
     let first = store.put("k", b"1".to_vec()).await.unwrap();
     let last = store.put("k", b"2".to_vec()).await.unwrap();
     store.compact(last).await.unwrap();
@@ -122,12 +128,17 @@ async fn compaction_refuses_watches_from_before_it() {
         Ok(_) => panic!("expected Compacted, got a watch"),
     }
     assert!(store.watch("k", last).await.is_ok());
+    // Compacted space goes back to the system.
+    store.defragment().await.unwrap();
+    assert_eq!(store.get_value("k").await.unwrap().unwrap(), b"2");
 }
 
 #[tokio::test]
 async fn leases_expire_on_etcds_clock_and_keep_alive_holds_them() {
-    let etcd = Etcd::start().await;
-    let store = etcd.store().await;
+    let etcd = Etcd::start();
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+        .await
+        .unwrap();
     let held = store.grant_lease(Duration::from_secs(2)).await.unwrap();
     let lapsing = store.grant_lease(Duration::from_secs(2)).await.unwrap();
     store
@@ -167,8 +178,10 @@ async fn leases_expire_on_etcds_clock_and_keep_alive_holds_them() {
 
 #[tokio::test]
 async fn fencing_compares_on_the_leader_keys_create_revision() {
-    let etcd = Etcd::start().await;
-    let store = etcd.store().await;
+    let etcd = Etcd::start();
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+        .await
+        .unwrap();
     let created = store.put("leader", b"a".to_vec()).await.unwrap();
     let fenced = |value: &'static str, revision| {
         Txn::new()
@@ -185,8 +198,10 @@ async fn fencing_compares_on_the_leader_keys_create_revision() {
 
 #[tokio::test]
 async fn requests_beyond_etcds_limits_are_refused_with_the_fix() {
-    let etcd = Etcd::start().await;
-    let store = etcd.store().await;
+    let etcd = Etcd::start();
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+        .await
+        .unwrap();
     let too_many: Vec<Op> = (0..=MAX_TXN_OPS)
         .map(|i| Op::put(format!("k/{i}"), "v"))
         .collect();
@@ -209,8 +224,10 @@ async fn requests_beyond_etcds_limits_are_refused_with_the_fix() {
 #[tokio::test]
 async fn a_full_database_is_reported_as_full() {
     // A tiny quota: etcd raises its NOSPACE alarm after a few MiB.
-    let etcd = Etcd::start_with(&["--quota-backend-bytes", "4194304"]).await;
-    let store = etcd.store().await;
+    let etcd = Etcd::start_with(&["--quota-backend-bytes", "4194304"]);
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+        .await
+        .unwrap();
     let value = vec![7u8; 512 << 10];
     let mut error = None;
     for i in 0..200 {

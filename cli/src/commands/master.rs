@@ -30,6 +30,15 @@ pub struct Args {
     /// Largest module accepted.
     #[arg(long, default_value = "256MiB", value_parser = wasmesos_api::parse_size)]
     pub max_module_size: u64,
+    /// The state store: `etcd://HOST:PORT[,HOST:PORT…]` to share it with
+    /// other masters (one leads, the rest stand by and take over when it
+    /// goes); without it, an embedded store in --data-dir.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// With an etcd store: how long a dead leader's lease lasts, and so the
+    /// longest a failover waits.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_ttl: std::time::Duration,
 }
 
 impl Args {
@@ -39,6 +48,8 @@ impl Args {
         cfg.addr_file = self.addr_file.clone();
         cfg.agent_timeout = self.agent_timeout;
         cfg.max_module_bytes = self.max_module_size;
+        cfg.store = self.store.clone();
+        cfg.leader_ttl = self.leader_ttl;
         cfg
     }
 }
@@ -49,14 +60,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .data_dir
         .clone()
         .unwrap_or_else(|| default_data_dir().join("master"));
-    let master = wasmesos_master::start(args.config(data_dir.clone()))
-        .await
-        .context("the master could not start")?;
-    eprintln!(
-        "wasmesos master listening on {} (state in {})",
-        master.advertise,
-        data_dir.display()
-    );
+    if args.leader_ttl < std::time::Duration::from_secs(2) {
+        anyhow::bail!(
+            "--leader-ttl {:?} is too short: etcd leases last at least a few seconds; use 2s or more",
+            args.leader_ttl
+        );
+    }
+    if let Some(store) = &args.store
+        && !store.starts_with("etcd://")
+    {
+        anyhow::bail!("--store {store:?}: expected etcd://HOST:PORT[,HOST:PORT…]");
+    }
+    // A standby waits inside `start` until it leads; Ctrl-C must still work.
+    let master = tokio::select! {
+        m = wasmesos_master::start(args.config(data_dir.clone())) => {
+            m.context("the master could not start")?
+        }
+        _ = interrupted() => return Ok(ExitCode::SUCCESS),
+    };
+    let state = match &args.store {
+        Some(store) => format!("store {store}, cache in {}", data_dir.display()),
+        None => format!("state in {}", data_dir.display()),
+    };
+    eprintln!("wasmesos master leading on {} ({state})", master.advertise);
     let stopper = tokio::spawn({
         let shutdown = master_shutdown(&master);
         async move {

@@ -30,6 +30,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         s.leader_epoch,
         ago(s.started_ms)
     );
+    let standbys: Vec<&str> = s
+        .masters
+        .iter()
+        .map(String::as_str)
+        .filter(|m| *m != s.advertise)
+        .collect();
+    if !s.masters.is_empty() {
+        let list = if standbys.is_empty() {
+            "none".to_string()
+        } else {
+            standbys.join(", ")
+        };
+        println!("standbys    {list}");
+    }
     println!("version     {}", s.version);
     println!("store       {}", s.store);
     println!("agents      {} active", s.agents_active);
