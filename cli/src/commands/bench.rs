@@ -66,17 +66,23 @@ pub struct Args {
     pub master: MasterArg,
 }
 
-/// Benchmarks other than the cluster's.
+/// Benchmarks other than the running cluster's.
 #[derive(clap::Subcommand, Debug)]
 pub enum Mode {
     /// The task runtime in this process (no cluster), beside fork/exec,
     /// the wasmtime CLI and crun.
     Runtime(crate::commands::bench_runtime::Args),
+    /// A master and agents started here as separate processes, driven
+    /// through the API: throughput, latency, their CPU and memory; with
+    /// --peers, the peers of ../shared/peers in the same run.
+    E2e(crate::commands::bench_e2e::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(Mode::Runtime(a)) = args.mode {
-        return crate::commands::bench_runtime::run(a).await;
+    match args.mode {
+        Some(Mode::Runtime(a)) => return crate::commands::bench_runtime::run(a).await,
+        Some(Mode::E2e(a)) => return crate::commands::bench_e2e::run(a).await,
+        None => {}
     }
     let bytes = match &args.module {
         Some(p) => std::fs::read(p).map_err(|e| anyhow!("cannot read {}: {e}", p.display()))?,
@@ -128,7 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn submit(client: &mut MasterClient<Channel>, spec: &JobSpec) -> anyhow::Result<String> {
+pub async fn submit(client: &mut MasterClient<Channel>, spec: &JobSpec) -> anyhow::Result<String> {
     Ok(client
         .submit(SubmitRequest {
             framework: String::new(),
@@ -195,6 +201,18 @@ async fn latency(
     Ok(())
 }
 
+/// What a throughput run measured.
+pub struct Throughput {
+    pub jobs: usize,
+    pub failed: usize,
+    pub submit: Duration,
+    /// First submit to the last attempt's end, from the master's records.
+    pub wall: Duration,
+    pub tasks_per_s: f64,
+    pub launch_to_end_p50: Duration,
+    pub launch_to_end_p99: Duration,
+}
+
 /// Many jobs queued at once.
 async fn throughput(
     client: &MasterClient<Channel>,
@@ -202,6 +220,26 @@ async fn throughput(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<()> {
+    let t = measure_throughput(client, spec, n, concurrency).await?;
+    println!(
+        "bench=throughput jobs={n} failed={} submit_s={:.3} wall_s={:.3} tasks_per_s={:.1} launch_to_end_p50_ms={:.1} launch_to_end_p99_ms={:.1}",
+        t.failed,
+        t.submit.as_secs_f64(),
+        t.wall.as_secs_f64(),
+        t.tasks_per_s,
+        ms(t.launch_to_end_p50),
+        ms(t.launch_to_end_p99),
+    );
+    Ok(())
+}
+
+/// Submits `n` jobs, `concurrency` at a time, and waits for all to end.
+pub async fn measure_throughput(
+    client: &MasterClient<Channel>,
+    spec: &JobSpec,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Throughput> {
     let start = Instant::now();
     let started_ms = now_ms();
     let mut ids = HashSet::with_capacity(n);
@@ -256,15 +294,15 @@ async fn throughput(
         .map(|t| Duration::from_millis((t.finished_ms - t.created_ms).max(0) as u64))
         .collect();
     let (p50, p99) = percentiles(&mut latencies);
-    println!(
-        "bench=throughput jobs={n} failed={failed_count} submit_s={:.3} wall_s={:.3} tasks_per_s={:.1} launch_to_end_p50_ms={:.1} launch_to_end_p99_ms={:.1}",
-        submit_time.as_secs_f64(),
-        wall_ms as f64 / 1000.0,
-        n as f64 * 1000.0 / wall_ms as f64,
-        ms(p50),
-        ms(p99),
-    );
-    Ok(())
+    Ok(Throughput {
+        jobs: n,
+        failed: failed_count,
+        submit: submit_time,
+        wall: Duration::from_millis(wall_ms as u64),
+        tasks_per_s: n as f64 * 1000.0 / wall_ms as f64,
+        launch_to_end_p50: p50,
+        launch_to_end_p99: p99,
+    })
 }
 
 async fn all_tasks(
@@ -299,6 +337,6 @@ fn percentiles(v: &mut [Duration]) -> (Duration, Duration) {
     (at(0.50), at(0.99))
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
