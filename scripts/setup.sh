@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building wasmesos needs beyond the Rust toolchain itself:
 # the wasm targets the guests (examples/, sdk/) are built for,
-# componentize-py for the Python example, protoc and etcd. Idempotent.
+# componentize-py for the Python example, protoc, etcd and Chromium (for
+# the browser test). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,9 +41,13 @@ fi
 packages=()
 command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
+# Headless Chromium and its WebDriver, for the web UI's browser test
+# (tests/system/ui.rs).
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: missing ${packages[*]} and there is no apt-get: install etcd 3.4+ and protoc yourself" >&2
+    echo "setup: missing ${packages[*]} and there is no apt-get: install etcd 3.4+, protoc, chromium and chromedriver yourself" >&2
     exit 1
   fi
   sudo_=""

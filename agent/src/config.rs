@@ -23,6 +23,10 @@ pub struct AgentConfig {
     pub resources: Resources,
     /// Attributes schedulers can read (`zone:a`).
     pub attributes: BTreeMap<String, String>,
+    /// Static reservations (`--reserve ROLE:RESOURCES`): per role, part of
+    /// `resources` offered only to that role's frameworks. The master
+    /// refuses an agent whose reservations exceed its resources.
+    pub reserved: BTreeMap<String, Resources>,
     /// Sandboxes, logs, cached modules and the agent's identity live here.
     pub work_dir: PathBuf,
     /// How the agent names itself; defaults to the machine's hostname.
@@ -43,6 +47,40 @@ pub struct AgentConfig {
     pub retention: RetentionPolicy,
     /// Longest wait between attempts to reach a master.
     pub max_reconnect_delay: Duration,
+    /// In-process (the default) or in executor processes under cgroups.
+    pub isolation: Isolation,
+    /// With cgroup isolation: executors kept ready (and started with the
+    /// agent); 0: one per task thread.
+    pub executors: usize,
+    /// With cgroup isolation: the program to run as `PROGRAM executor`;
+    /// `None`: this process's own executable (the `wasmesos` binary).
+    pub executor_program: Option<PathBuf>,
+    /// With cgroup isolation: memory an executor's cgroup allows beyond
+    /// the task's own (the executor process itself: code, runtime, page
+    /// cache of its logs and module).
+    pub executor_mem_overhead: u64,
+}
+
+/// How tasks are kept apart from the agent and from each other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// In the agent's own process: WebAssembly's sandbox, the runtime's
+    /// limits (memory limiter, fuel, epochs, a CPU quota per task).
+    #[default]
+    InProcess,
+    /// In executor processes (pre-started, reused), each in a cgroup with
+    /// the task's cpu and memory, on top of the in-process limits.
+    Cgroups,
+}
+
+impl Isolation {
+    /// `in-process` or `cgroups`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::InProcess => "in-process",
+            Isolation::Cgroups => "cgroups",
+        }
+    }
 }
 
 impl AgentConfig {
@@ -54,6 +92,7 @@ impl AgentConfig {
             addr_file: None,
             resources,
             attributes: BTreeMap::new(),
+            reserved: BTreeMap::new(),
             work_dir,
             hostname: None,
             runtime: RuntimeConfig::default(),
@@ -62,6 +101,10 @@ impl AgentConfig {
             max_metered_tasks: 0,
             retention: RetentionPolicy::default(),
             max_reconnect_delay: Duration::from_secs(5),
+            isolation: Isolation::InProcess,
+            executors: 0,
+            executor_program: None,
+            executor_mem_overhead: 64 << 20,
         }
     }
 }
@@ -74,6 +117,17 @@ impl AgentConfig {
         } else {
             (self.resources.cpus_milli.div_ceil(1000) as usize).max(1)
         }
+    }
+
+    /// Executors kept ready with cgroup isolation: as set, or one per
+    /// task thread (never more than `max_tasks`).
+    pub fn executors(&self) -> usize {
+        let n = if self.executors > 0 {
+            self.executors
+        } else {
+            self.task_threads()
+        };
+        n.min(self.max_tasks.max(1) as usize)
     }
 
     /// Tasks with fuel at once: as set, or a quarter of `max_tasks`.

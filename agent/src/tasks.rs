@@ -11,6 +11,13 @@
 //! (`max_metered_tasks` of them with fuel): more wait in STARTING for a
 //! slot.
 //!
+//! With cgroup isolation ([`Isolation::Executors`]) the same steps run,
+//! but the run itself happens in an executor process from the runtime's
+//! `ExecutorPool`, in a cgroup holding it to the task's cpus and memory
+//! (plus the executor's own overhead). The executor writes the task's log
+//! files with the same caps; while it runs, logs are followed by polling
+//! those files.
+//!
 //! On disk, a task lives in `<work>/tasks/<framework>/<task>/`: `sandbox/`
 //! (its only filesystem, where it may leave a `result`), and `stdout` and
 //! `stderr` once it has written to them; the directory's mtime is set when
@@ -22,9 +29,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use wasmesos_api::proto::{self, LogStream, TaskState, TaskUsage};
 use wasmesos_api::{Digest, FrameworkId, Resources, TaskId, TenantId, now_ms};
+use wasmesos_runtime::cgroups::CgroupLimits;
+use wasmesos_runtime::executor::{ExecutorPool, Job, RunRequest};
 use wasmesos_runtime::{
     CancellationToken, CpuQuota, Exit, InstantiateError, LogFile, Metering, RunOutcome, RunSpec,
     Runtime, TaskPool,
@@ -43,6 +52,23 @@ struct Entry {
     cancel: CancellationToken,
     stdout: LogFile,
     stderr: LogFile,
+    /// Set when an executor process writes the logs (not `stdout` and
+    /// `stderr` above): dropped with the entry when the task ends, which
+    /// tells followers of the files that they will not grow any more.
+    external_logs: Option<watch::Sender<bool>>,
+}
+
+/// Where tasks run.
+pub enum Isolation {
+    /// In the agent's process, on the task pool.
+    InProcess,
+    /// In executor processes under cgroups.
+    Executors {
+        /// The executors.
+        pool: ExecutorPool,
+        /// Memory an executor's cgroup allows beyond the task's.
+        mem_overhead: u64,
+    },
 }
 
 /// Where a task's log can be read from.
@@ -52,6 +78,9 @@ pub enum LogSource {
     /// Only the file is left (the task ended, or an earlier agent process
     /// ran it).
     File(PathBuf),
+    /// An executor process writes the file: follow it until the receiver
+    /// says the task ended (or its sender is gone).
+    Growing(PathBuf, watch::Receiver<bool>),
     /// The task's directory was removed after the retention period.
     Removed,
 }
@@ -82,6 +111,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     metered_slots: Arc<Semaphore>,
     janitor: Arc<Janitor>,
+    isolation: Isolation,
 }
 
 /// A status update about to be made: a step, or how the task ended.
@@ -115,6 +145,7 @@ impl TaskManager {
         pool: Arc<TaskPool>,
         work_dir: &Path,
         limits: TaskLimits,
+        isolation: Isolation,
     ) -> std::io::Result<Self> {
         let dir = work_dir.join("tasks");
         std::fs::create_dir_all(&dir)?;
@@ -132,6 +163,7 @@ impl TaskManager {
                 slots: Arc::new(Semaphore::new(limits.max_tasks.max(1) as usize)),
                 metered_slots: Arc::new(Semaphore::new(limits.max_metered_tasks.max(1) as usize)),
                 janitor,
+                isolation,
             }),
         })
     }
@@ -147,6 +179,19 @@ impl TaskManager {
     /// Worker threads tasks run on.
     pub fn task_threads(&self) -> usize {
         self.inner.pool.threads()
+    }
+
+    /// Stops the executors, if tasks run in them, and removes their
+    /// cgroups (on the task pool, where they were started).
+    pub async fn shutdown(&self) {
+        if let Isolation::Executors { pool, .. } = &self.inner.isolation {
+            let pool = pool.clone();
+            let _ = self
+                .inner
+                .pool
+                .spawn(async move { pool.shutdown().await })
+                .await;
+        }
     }
 
     /// Finished tasks whose directories are kept.
@@ -194,6 +239,19 @@ impl TaskManager {
         if self.tasks().contains_key(&key) {
             return;
         }
+        // Exactly once: a task's directory is made before it starts, so one
+        // that exists means this launch was seen before (by this process,
+        // or by an earlier one that stopped while the task ran). Never run
+        // it twice; say it is gone, and let its framework decide.
+        if self.task_dir(&key).exists() {
+            tracing::warn!(task = %key.1, "a launch seen before; not starting it again");
+            let lost = Update::plain(
+                TaskState::Lost,
+                "launched on this agent before (the agent restarted since); not started again",
+            );
+            self.report(&key, lost);
+            return;
+        }
         let spec = launch.spec.unwrap_or_default();
         let cap = spec
             .limits
@@ -226,6 +284,10 @@ impl TaskManager {
                 cancel: cancel.clone(),
                 stdout: stdout.clone(),
                 stderr: stderr.clone(),
+                external_logs: match self.inner.isolation {
+                    Isolation::InProcess => None,
+                    Isolation::Executors { .. } => Some(watch::channel(false).0),
+                },
             },
         );
         let me = self.clone();
@@ -278,25 +340,62 @@ impl TaskManager {
         let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
         env.sort();
         let sandbox = dir.join("sandbox");
-        let run_spec = RunSpec {
-            args,
-            env,
-            sandbox: sandbox.clone(),
-            mem_bytes: resources.mem_bytes,
-            fuel,
-            cpu: CpuQuota::from_milli(resources.cpus_milli),
-            timeout: (limits.timeout_ms > 0).then(|| Duration::from_millis(limits.timeout_ms)),
-            stdout: stdout.clone(),
-            stderr: stderr.clone(),
-        };
-        let outcome = match self.inner.runtime.instantiate(&program, run_spec).await {
-            Ok(instance) => {
-                self.report(key, Update::plain(TaskState::Running, ""));
-                instance.run(cancel).await
+        let timeout = (limits.timeout_ms > 0).then(|| Duration::from_millis(limits.timeout_ms));
+        let outcome = match &self.inner.isolation {
+            Isolation::InProcess => {
+                let run_spec = RunSpec {
+                    args,
+                    env,
+                    sandbox: sandbox.clone(),
+                    mem_bytes: resources.mem_bytes,
+                    fuel,
+                    cpu: CpuQuota::from_milli(resources.cpus_milli),
+                    timeout,
+                    stdout: stdout.clone(),
+                    stderr: stderr.clone(),
+                };
+                match self.inner.runtime.instantiate(&program, run_spec).await {
+                    Ok(instance) => {
+                        self.report(key, Update::plain(TaskState::Running, ""));
+                        instance.run(cancel).await
+                    }
+                    Err(InstantiateError::Task(outcome)) => outcome,
+                    Err(InstantiateError::Runtime(e)) => {
+                        return Update::plain(TaskState::Error, e.to_string());
+                    }
+                }
             }
-            Err(InstantiateError::Task(outcome)) => outcome,
-            Err(InstantiateError::Runtime(e)) => {
-                return Update::plain(TaskState::Error, e.to_string());
+            Isolation::Executors { pool, mem_overhead } => {
+                let job = Job {
+                    request: RunRequest {
+                        digest: program.digest().to_string(),
+                        module: self.inner.modules.path(program.digest()),
+                        args,
+                        env,
+                        sandbox: sandbox.clone(),
+                        stdout: stdout.path().to_path_buf(),
+                        stderr: stderr.path().to_path_buf(),
+                        log_bytes: stdout.cap(),
+                        mem_bytes: resources.mem_bytes,
+                        fuel,
+                        timeout,
+                    },
+                    cgroup: CgroupLimits {
+                        cpus_milli: resources.cpus_milli,
+                        mem_bytes: match resources.mem_bytes {
+                            0 => 0,
+                            mem => mem.saturating_add(*mem_overhead),
+                        },
+                    },
+                };
+                let running = {
+                    let (me, key) = (self.clone(), key.clone());
+                    move || me.report(&key, Update::plain(TaskState::Running, ""))
+                };
+                match pool.run(job, &cancel, running).await {
+                    Ok(ran) => ran.outcome,
+                    Err(e) => return Update::plain(TaskState::Error, e.to_string()),
+                }
             }
         };
         ended(outcome, result::read(&sandbox))
@@ -370,10 +469,14 @@ impl TaskManager {
     pub fn log_source(&self, fw: &str, task: &str, stream: LogStream) -> Option<LogSource> {
         let key = (FrameworkId::new(fw).ok()?, TaskId::new(task).ok()?);
         if let Some(e) = self.tasks().get(&key) {
-            return Some(LogSource::Live(match stream {
-                LogStream::Stderr => e.stderr.clone(),
-                _ => e.stdout.clone(),
-            }));
+            let log = match stream {
+                LogStream::Stderr => &e.stderr,
+                _ => &e.stdout,
+            };
+            return Some(match &e.external_logs {
+                Some(ended) => LogSource::Growing(log.path().to_path_buf(), ended.subscribe()),
+                None => LogSource::Live(log.clone()),
+            });
         }
         let name = if stream == LogStream::Stderr {
             "stderr"

@@ -30,7 +30,8 @@ enum Command {
     Up(commands::up::Args),
     /// Run a master.
     Master(commands::master::Args),
-    /// Run an agent that offers this machine's resources to a master.
+    /// Run an agent that offers this machine's resources to a master (or
+    /// drain / undrain one).
     Agent(commands::agent::Args),
     /// Upload a module and submit it as a job.
     Submit(commands::submit::Args),
@@ -40,6 +41,10 @@ enum Command {
     Agents(commands::agents::Args),
     /// List frameworks.
     Frameworks(commands::frameworks::Args),
+    /// List roles: weights, quotas, allocations and shares.
+    Roles(commands::roles::Args),
+    /// Act on one role (set its weight and quota).
+    Role(commands::role::Args),
     /// Act on one framework (deploy, upgrade, show, send, remove).
     Framework(commands::framework::Args),
     /// Print a task's stdout/stderr.
@@ -48,12 +53,27 @@ enum Command {
     Task(commands::task::Args),
     /// The master's status.
     Status(commands::status::Args),
+    /// Save the cluster's state to a file, or restore one into an empty store.
+    Snapshot(commands::snapshot::Args),
     /// Measure submit latency and queued-job throughput on a running cluster.
     Bench(commands::bench::Args),
+    /// An agent's executor process (started by the agent with --isolation cgroups).
+    #[command(hide = true)]
+    Executor(commands::executor::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Executor(a) = cli.command {
+        // Its own single-threaded runtime: one task at a time.
+        return match commands::executor::run(a) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: executor: {}", describe(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,11 +93,15 @@ fn main() -> ExitCode {
             Command::Tasks(a) => commands::tasks::run(a).await,
             Command::Agents(a) => commands::agents::run(a).await,
             Command::Frameworks(a) => commands::frameworks::run(a).await,
+            Command::Roles(a) => commands::roles::run(a).await,
+            Command::Role(a) => commands::role::run(a).await,
             Command::Framework(a) => commands::framework::run(a).await,
             Command::Logs(a) => commands::logs::run(a).await,
             Command::Task(a) => commands::task::run(a).await,
             Command::Status(a) => commands::status::run(a).await,
+            Command::Snapshot(a) => commands::snapshot::run(a).await,
             Command::Bench(a) => commands::bench::run(a).await,
+            Command::Executor(_) => unreachable!("run before the runtime is built"),
         }
     });
     match result {

@@ -7,22 +7,18 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use wasmesos_api::proto::master_server::Master;
-use wasmesos_api::proto::{self, JobState, LogStream, put_module_request};
+use wasmesos_api::proto::{self, LogStream, put_module_request};
 use wasmesos_api::{Digest, JobId, Principal};
 use wasmesos_schedhost::SchedHost;
 
 use crate::auth::principal;
 use crate::commit::Committer;
 use crate::core::{CoreHandle, CoreMsg, Query};
-use crate::keys;
 use crate::logs::LogRouter;
 use crate::modules::{ModuleError, ModuleStore};
 use crate::resolve::{find_job, resolve_task, visible_frameworks};
 use crate::watch::{JobWatch, open_logs};
 
-/// Tasks returned per page unless the client asks for fewer.
-const DEFAULT_PAGE: usize = 500;
-const MAX_PAGE: usize = 5000;
 /// Longest a log snapshot (not `--follow`) may go without a word from the
 /// agent before the client is told to try again.
 const SNAPSHOT_SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -46,10 +42,6 @@ fn module_status(e: ModuleError) -> Status {
         ModuleError::NotFound { .. } => Status::not_found(e.to_string()),
         ModuleError::Io(_) | ModuleError::Commit(_) => Status::internal(e.to_string()),
     }
-}
-
-fn store_error(e: impl std::fmt::Display) -> Status {
-    Status::unavailable(format!("store: {e}"))
 }
 
 #[tonic::async_trait]
@@ -281,6 +273,112 @@ impl Master for MasterService {
         Ok(Response::new(proto::ListAgentsResponse { agents }))
     }
 
+    async fn drain_agent(
+        &self,
+        request: Request<proto::DrainAgentRequest>,
+    ) -> Result<Response<proto::Agent>, Status> {
+        let who = principal(&request)?;
+        let request = request.into_inner();
+        let agent = self
+            .core
+            .ask(|reply| CoreMsg::DrainAgent {
+                principal: who,
+                request,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(agent))
+    }
+
+    async fn undrain_agent(
+        &self,
+        request: Request<proto::UndrainAgentRequest>,
+    ) -> Result<Response<proto::Agent>, Status> {
+        let who = principal(&request)?;
+        let request = request.into_inner();
+        let agent = self
+            .core
+            .ask(|reply| CoreMsg::UndrainAgent {
+                principal: who,
+                request,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(agent))
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<proto::ListRolesRequest>,
+    ) -> Result<Response<proto::ListRolesResponse>, Status> {
+        principal(&request)?;
+        let roles = self.core.query(Query::Roles).await?;
+        Ok(Response::new(proto::ListRolesResponse { roles }))
+    }
+
+    type SnapshotStream = ReceiverStream<Result<proto::SnapshotChunk, Status>>;
+
+    async fn snapshot(
+        &self,
+        request: Request<proto::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let who = principal(&request)?;
+        if !who.operator {
+            return Err(Status::permission_denied(
+                "only operators may take a snapshot of the whole cluster",
+            ));
+        }
+        let store = self.committer.store().clone();
+        let modules = self.modules.clone();
+        let mut bytes = Vec::new();
+        let summary = crate::snapshot::write(
+            &store,
+            |digest| {
+                let modules = modules.clone();
+                async move { modules.read_any(&digest).await }
+            },
+            &mut bytes,
+        )
+        .await
+        .map_err(|e| Status::unavailable(format!("cannot take a snapshot: {e}")))?;
+        tracing::info!(
+            revision = summary.revision,
+            keys = summary.keys,
+            modules = summary.modules,
+            bytes = bytes.len(),
+            "snapshot taken"
+        );
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            for chunk in bytes.chunks(1 << 20) {
+                let chunk = proto::SnapshotChunk {
+                    data: chunk.to_vec(),
+                };
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn set_role(
+        &self,
+        request: Request<proto::SetRoleRequest>,
+    ) -> Result<Response<proto::Role>, Status> {
+        let who = principal(&request)?;
+        let request = request.into_inner();
+        let role = self
+            .core
+            .ask(|reply| CoreMsg::SetRole {
+                principal: who,
+                request,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(role))
+    }
+
     async fn list_frameworks(
         &self,
         request: Request<proto::ListFrameworksRequest>,
@@ -295,7 +393,14 @@ impl Master for MasterService {
         request: Request<proto::GetStatusRequest>,
     ) -> Result<Response<proto::ClusterStatus>, Status> {
         principal(&request)?;
-        Ok(Response::new(self.core.query(Query::Status).await?))
+        let mut status = self.core.query(Query::Status).await?;
+        let store = self.committer.store();
+        if store.shared() {
+            status.masters = crate::standby::masters(store)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+        }
+        Ok(Response::new(status))
     }
 
     async fn deploy_framework(
@@ -387,82 +492,13 @@ impl Master for MasterService {
 }
 
 impl MasterService {
-    /// One page of the caller's tasks, filtered, in key order
-    /// (tenant, framework, task id); plus queued jobs on the first page.
+    /// One page of the caller's tasks (see `task_list`: the web UI lists
+    /// them with the same function).
     pub async fn list_tasks_for(
         &self,
         who: &Principal,
         req: proto::ListTasksRequest,
     ) -> Result<proto::ListTasksResponse, Status> {
-        let prefix = if who.operator {
-            keys::TASKS.to_string()
-        } else {
-            keys::tasks_of(&who.tenant)
-        };
-        if !req.page_token.is_empty() && !req.page_token.starts_with(&prefix) {
-            return Err(Status::invalid_argument("page token from another listing"));
-        }
-        let limit = match req.limit as usize {
-            0 => DEFAULT_PAGE,
-            n => n.min(MAX_PAGE),
-        };
-        let state = req.state();
-        let mut tasks = Vec::new();
-        let mut after = (!req.page_token.is_empty()).then(|| req.page_token.clone());
-        let mut next_page_token = String::new();
-        'pages: loop {
-            let page = self
-                .committer
-                .store()
-                .range(&prefix, after.as_deref(), limit)
-                .await
-                .map_err(store_error)?;
-            for kv in &page.kvs {
-                let task: proto::Task =
-                    crate::commit::decode(&kv.key, &kv.value).map_err(store_error)?;
-                let keep = (state == proto::TaskState::Unspecified || task.state() == state)
-                    && (req.framework.is_empty()
-                        || task.framework_name == req.framework
-                        || task.framework_id == req.framework)
-                    && (req.agent_id.is_empty() || task.agent_id == req.agent_id);
-                if keep {
-                    tasks.push(task);
-                    if tasks.len() == limit {
-                        next_page_token = kv.key.clone();
-                        break 'pages;
-                    }
-                }
-            }
-            if !page.more {
-                break;
-            }
-            after = page.kvs.last().map(|kv| kv.key.clone());
-        }
-        let mut queued = Vec::new();
-        if req.include_queued && req.page_token.is_empty() {
-            let prefix = if who.operator {
-                keys::JOBS.to_string()
-            } else {
-                keys::jobs_of(&who.tenant)
-            };
-            for job in self
-                .committer
-                .list::<proto::Job>(&prefix)
-                .await
-                .map_err(store_error)?
-            {
-                let matches = req.framework.is_empty()
-                    || job.framework_name == req.framework
-                    || job.framework_id == req.framework;
-                if job.state() == JobState::Queued && matches {
-                    queued.push(job);
-                }
-            }
-        }
-        Ok(proto::ListTasksResponse {
-            tasks,
-            queued,
-            next_page_token,
-        })
+        crate::task_list::list_tasks(&self.committer, who, req, &Default::default()).await
     }
 }

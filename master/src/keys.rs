@@ -7,13 +7,16 @@
 //! | `leader` | the leader's advertise address, on its lease; its create revision fences every write |
 //! | `meta/epoch` | leader epoch, bumped by each master start |
 //! | `seq/<name>` | counters for ids (`job`, `agent`, `framework`) |
-//! | `agents/<agent>` | [`proto::Agent`](wasmesos_api::proto::Agent) (cluster-owned) |
+//! | `agents/<agent>` | [`proto::Agent`](wasmesos_api::proto::Agent) (cluster-owned), draining included |
+//! | `roles/<role>` | [`proto::Role`](wasmesos_api::proto::Role): weight and quota, set by operators (cluster-owned) |
 //! | `frameworks/<tenant>/<name>` | [`proto::Framework`](wasmesos_api::proto::Framework) |
 //! | `fwkv/<tenant>/<framework>/<key>` | a framework's durable key-value state |
 //! | `jobs/<tenant>/<job>` | [`proto::Job`](wasmesos_api::proto::Job) |
 //! | `idem/<tenant>/<framework>/<idempotency key>` | the job id it created |
 //! | `tasks/<tenant>/<framework>/<task>` | [`proto::Task`](wasmesos_api::proto::Task) |
 //! | `modules/<tenant>/<hex digest>` | [`proto::Module`](wasmesos_api::proto::Module); bytes live in the blob directory |
+//! | `blobs/<hex digest>/<n>` | on a shared store (etcd) only: the module's bytes in chunks, so that any master can serve them |
+//! | `masters/<advertise address>` | on a shared store: each running master (leader or standby), on its lease |
 
 use wasmesos_api::{AgentId, Digest, FrameworkId, JobId, TaskId, TenantId};
 
@@ -28,6 +31,14 @@ pub const AGENTS: &str = "agents/";
 
 pub fn agent(id: &AgentId) -> String {
     format!("{AGENTS}{id}")
+}
+
+pub const ROLES: &str = "roles/";
+
+/// Role names follow the rules of ids (checked before), so they cannot add
+/// path segments.
+pub fn role(name: &str) -> String {
+    format!("{ROLES}{name}")
 }
 
 pub const FRAMEWORKS: &str = "frameworks/";
@@ -68,6 +79,24 @@ pub fn task(tenant: &TenantId, fw: &FrameworkId, id: &TaskId) -> String {
 
 pub fn module(tenant: &TenantId, digest: &Digest) -> String {
     format!("modules/{tenant}/{}", digest.hex())
+}
+
+/// The chunks of a module's bytes, on a shared store.
+pub fn blob_chunks(digest: &Digest) -> String {
+    format!("blobs/{}/", digest.hex())
+}
+
+/// Chunk `n` of a module's bytes; fixed width, so key order is chunk order.
+pub fn blob_chunk(digest: &Digest, n: usize) -> String {
+    format!("blobs/{}/{n:06}", digest.hex())
+}
+
+pub const MASTERS: &str = "masters/";
+
+/// A running master's presence, by its advertise address (made a single
+/// key segment).
+pub fn master(advertise: &str) -> String {
+    format!("{MASTERS}{}", advertise.replace('/', "_"))
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@
 //! - `core`: the single owner of live state (agents, frameworks, tasks,
 //!   offers), a message loop; allocation, status updates and callbacks.
 //! - `framework`: one actor per framework around its scheduler instance.
-//! - `api` (client gRPC), `agent_link` (agent streams), `http` (health and
-//!   JSON), `auth` (the principal of every request).
+//! - `api` (client gRPC), `agent_link` (agent streams), `http` (the web
+//!   UI, its JSON API, live events and `/metrics`), `auth` (the principal
+//!   of every request), `task_list` (task pages for both APIs).
 //! - `modules` (content-addressed module blobs), `commit` (fenced store
 //!   writes), `keys` (the store's key layout), `jobs` (job state from
 //!   attempts), `logs` and `watch` (relaying task output to clients).
@@ -29,20 +30,23 @@ mod http;
 mod jobs;
 mod keys;
 mod logs;
+mod maintenance;
 mod modules;
 mod resolve;
+pub mod snapshot;
+mod standby;
+mod task_list;
 mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch as watch_channel;
 use wasmesos_api::proto::agent_link_server::AgentLinkServer;
 use wasmesos_api::proto::master_server::MasterServer;
 use wasmesos_schedhost::SchedHost;
-use wasmesos_store::{CmpOp, Compare, EmbeddedStore, LeaseId, Op, Store, Txn};
+use wasmesos_store::{EmbeddedStore, EtcdStore, Op, Store};
 
 pub use crate::config::MasterConfig;
 pub use crate::core::ClusterEvent;
@@ -51,8 +55,6 @@ use crate::commit::Committer;
 use crate::logs::LogRouter;
 use crate::modules::ModuleStore;
 
-/// How long the leader key outlives a master that stopped renewing it.
-const LEADER_TTL: Duration = Duration::from_secs(10);
 /// Largest gRPC message either way (module chunks are far smaller).
 const MAX_MESSAGE: usize = 16 << 20;
 
@@ -76,6 +78,10 @@ pub enum MasterError {
     Commit(#[from] commit::CommitError),
     #[error("another master leads this store ({0}); is one already running with this data dir?")]
     NotLeader(String),
+    #[error(
+        "this master lost its leadership (its lease could not be renewed); it stops so that the next leader can take over"
+    )]
+    LostLeadership,
     #[error("scheduler host: {0}")]
     SchedHost(#[from] wasmesos_schedhost::LoadError),
     #[error("module storage: {0}")]
@@ -156,7 +162,10 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     // working directory of whatever later reads it (the compile cache).
     config.data_dir = std::path::absolute(&config.data_dir).map_err(dir_err(&config.data_dir))?;
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err(&config.data_dir))?;
-    let store: Arc<dyn Store> = EmbeddedStore::open(&config.data_dir.join("state.redb"))?;
+    let store: Arc<dyn Store> = match &config.store {
+        None => EmbeddedStore::open(&config.data_dir.join("state.redb"))?,
+        Some(url) => Arc::new(EtcdStore::connect(&EtcdStore::parse_url(url)?).await?),
+    };
     start_with_store(config, store).await
 }
 
@@ -165,7 +174,7 @@ pub async fn start_with_store(
     config: MasterConfig,
     store: Arc<dyn Store>,
 ) -> Result<RunningMaster, MasterError> {
-    let listener =
+    let mut listener =
         TcpListener::bind(config.listen)
             .await
             .map_err(|source| MasterError::Listen {
@@ -183,16 +192,47 @@ pub async fn start_with_store(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
 
-    let (fence, lease) = lead(&store, &advertise).await?;
-    let committer = Committer::new(store.clone(), Some(fence));
-    let epoch = next_epoch(&committer).await?;
-    let modules = ModuleStore::open(&config.data_dir, committer.clone(), config.max_module_bytes)
-        .map_err(MasterError::Modules)?;
+    if store.shared() {
+        tokio::spawn(standby::announce(
+            store.clone(),
+            advertise.clone(),
+            config.leader_ttl,
+        ));
+    }
     let mut schedhost = config.schedhost.clone();
     if schedhost.compile_cache_dir.is_none() {
         schedhost.compile_cache_dir = Some(config.data_dir.join("compiled"));
     }
     let host = SchedHost::new(schedhost)?;
+    let (fence, lease) = loop {
+        if let Some(won) = standby::campaign(&store, &advertise, config.leader_ttl).await? {
+            break won;
+        }
+        let holder = standby::leader(&store).await?.unwrap_or_default();
+        if !store.shared() {
+            return Err(MasterError::NotLeader(holder));
+        }
+        // A standby until the leader goes: answer with where it is.
+        write_addr_file(&config, addr)?;
+        tracing::info!(leader = %holder, %advertise, store = %store.describe(), "standing by");
+        let server = standby::StandbyServer::start(listener, holder);
+        let reader = Committer::new(store.clone(), None);
+        let modules = ModuleStore::open(&config.data_dir, reader, config.max_module_bytes)
+            .map_err(MasterError::Modules)?;
+        let prewarm = tokio::spawn(standby::prewarm(store.clone(), modules, host.clone()));
+        let vacated = standby::wait_for_vacancy(&store).await;
+        prewarm.abort();
+        server.stop().await;
+        if let Err(e) = vacated {
+            tracing::warn!("watching the leader: {e}; campaigning again");
+            tokio::time::sleep(config.leader_ttl / 4).await;
+        }
+        listener = standby::rebind(addr).await?;
+    };
+    let committer = Committer::new(store.clone(), Some(fence));
+    let epoch = next_epoch(&committer).await?;
+    let modules = ModuleStore::open(&config.data_dir, committer.clone(), config.max_module_bytes)
+        .map_err(MasterError::Modules)?;
     let logs = LogRouter::default();
     let (shutdown, shutdown_rx) = watch_channel::channel(false);
 
@@ -205,6 +245,7 @@ pub async fn start_with_store(
             host: host.clone(),
             epoch,
             advertise: advertise.clone(),
+            counters: Default::default(),
         },
         shutdown_rx.clone(),
     )
@@ -224,7 +265,7 @@ pub async fn start_with_store(
     .add_service(
         AgentLinkServer::new(agent_link::AgentLinkService::new(
             core.clone(),
-            logs,
+            logs.clone(),
             modules,
         ))
         .max_decoding_message_size(MAX_MESSAGE)
@@ -232,7 +273,12 @@ pub async fn start_with_store(
     )
     .into_axum_router();
     let app = grpc
-        .merge(http::router(core))
+        .merge(http::router(http::HttpState::new(
+            core,
+            committer.clone(),
+            logs,
+            shutdown_rx.clone(),
+        )))
         .layer(axum::middleware::from_fn(auth::resolve_principal));
 
     // Small messages (launches, acks, heartbeats) must not wait for Nagle
@@ -253,18 +299,18 @@ pub async fn start_with_store(
         })
         .await
     });
-    let leading = tokio::spawn(keep_leading(store, lease, shutdown_rx));
-
-    if let Some(path) = &cfg.addr_file {
-        // Write then rename, so a reader never sees half an address.
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, addr.to_string())
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|source| MasterError::AddrFile {
-                path: path.display().to_string(),
-                source,
-            })?;
-    }
+    tokio::spawn(maintenance::run(
+        store.clone(),
+        maintenance::Schedule::default(),
+        shutdown_rx.clone(),
+    ));
+    let leading = tokio::spawn(standby::keep_leading(
+        store,
+        lease,
+        cfg.leader_ttl,
+        shutdown_rx,
+    ));
+    write_addr_file(&cfg, addr)?;
     tracing::info!(%addr, %advertise, epoch, "master listening");
     Ok(RunningMaster {
         addr,
@@ -276,61 +322,19 @@ pub async fn start_with_store(
     })
 }
 
-/// Takes the leader key on a lease; its create revision fences every write.
-/// Returns the fence and the lease to keep alive.
-async fn lead(
-    store: &Arc<dyn Store>,
-    advertise: &str,
-) -> Result<((String, i64), LeaseId), MasterError> {
-    let lease = store.grant_lease(LEADER_TTL).await?;
-    let response = store
-        .txn(Txn {
-            compares: vec![Compare::CreateRevision(
-                keys::LEADER.to_string(),
-                CmpOp::Equal,
-                0,
-            )],
-            success: vec![Op::Put {
-                key: keys::LEADER.to_string(),
-                value: advertise.as_bytes().to_vec(),
-                lease: Some(lease),
-            }],
-            failure: Vec::new(),
+/// Writes the bound address for scripts and tests (then renames, so a
+/// reader never sees half an address).
+fn write_addr_file(cfg: &MasterConfig, addr: SocketAddr) -> Result<(), MasterError> {
+    let Some(path) = &cfg.addr_file else {
+        return Ok(());
+    };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, addr.to_string())
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|source| MasterError::AddrFile {
+            path: path.display().to_string(),
+            source,
         })
-        .await?;
-    let current = store.get(keys::LEADER).await?;
-    if !response.succeeded {
-        let holder = current
-            .map(|kv| String::from_utf8_lossy(&kv.value).to_string())
-            .unwrap_or_default();
-        return Err(MasterError::NotLeader(holder));
-    }
-    let create_revision = current.map(|kv| kv.create_revision).unwrap_or(0);
-    Ok(((keys::LEADER.to_string(), create_revision), lease))
-}
-
-/// Renews the leader lease until shutdown. Returns an error when renewal
-/// fails: the master must stop acting before its lease can expire.
-async fn keep_leading(
-    store: Arc<dyn Store>,
-    lease: LeaseId,
-    mut shutdown: watch_channel::Receiver<bool>,
-) -> Result<(), MasterError> {
-    let mut tick = tokio::time::interval(LEADER_TTL / 3);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = store.keep_alive(lease).await {
-                    tracing::error!("cannot renew the leader lease: {e}; stepping down");
-                    return Err(MasterError::Store(e));
-                }
-            }
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                let _ = store.revoke_lease(lease).await;
-                return Ok(());
-            }
-        }
-    }
 }
 
 /// Bumps the leader epoch. Every message to agents carries it, and agents

@@ -163,7 +163,11 @@ mod tests {
         router.agent_gone(&gone);
         let last = a.rx.recv().await.unwrap();
         assert!(last.eof);
-        assert!(last.error.contains("agent-1 disconnected"), "{}", last.error);
+        assert!(
+            last.error.contains("agent-1 disconnected"),
+            "{}",
+            last.error
+        );
         assert!(a.rx.recv().await.is_none(), "the route is forgotten");
         assert!(b.rx.try_recv().is_err(), "other agents' requests go on");
         assert!(

@@ -1,7 +1,7 @@
 //! Framework schedulers deployed into a real master: their life cycle, and
 //! that a misbehaving one cannot hurt the master or its neighbours.
 
-use crate::harness::{Cluster, eventually};
+use crate::harness::{Cluster, eventually, wasmesos};
 
 fn write(c: &Cluster, name: &str, bytes: &[u8]) -> String {
     let path = c.dir.path().join(name);
@@ -233,4 +233,46 @@ fn removing_a_framework_kills_its_tasks() {
     let r = c.run(&["framework", "remove", "batch"]);
     assert!(r.stdout.contains("1 running tasks"), "{r:?}");
     c.wait_for_state(&task, "KILLED");
+}
+
+#[test]
+fn framework_test_runs_a_script_offline_and_says_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs.wasm");
+    std::fs::write(&jobs, wasmesos_builtin::JOBS_SCHEDULER).unwrap();
+    let jobs = jobs.display().to_string();
+    // The example script in the jobs README: retries with backoff.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/jobs/scripts/retries.json"
+    );
+    // No master: the harness needs none (and the address is unreachable).
+    let ok = wasmesos(
+        Some("http://127.0.0.1:1"),
+        &["framework", "test", &jobs, "--script", script],
+    );
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(ok.stdout.contains("timer(retry) -> revive"), "{ok:?}");
+    assert!(ok.stdout.contains("PASSED"), "{ok:?}");
+
+    // An expectation that does not hold fails the run with what was found.
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(
+        &wrong,
+        r#"[{"submit": {"count": 2}}, {"offer": "all"}, {"expect": {"running": 5}}]"#,
+    )
+    .unwrap();
+    let wrong = wrong.display().to_string();
+    let failed = wasmesos(None, &["framework", "test", &jobs, "--script", &wrong]);
+    assert_ne!(failed.code, 0, "{failed:?}");
+    let out = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(out.contains("FAILED"), "{failed:?}");
+    assert!(out.contains("running"), "{failed:?}");
+
+    // A script that does not parse names the step.
+    std::fs::write(dir.path().join("typo.json"), r#"[{"sumbit": {}}]"#).unwrap();
+    let typo = dir.path().join("typo.json").display().to_string();
+    let bad = wasmesos(None, &["framework", "test", &jobs, "--script", &typo]);
+    assert_ne!(bad.code, 0, "{bad:?}");
+    assert!(bad.stderr.contains("step 1"), "{bad:?}");
 }

@@ -6,10 +6,17 @@
 //! how fast anything was.
 
 mod harness;
+mod procs;
 
 mod bad_input;
+mod durability;
 mod examples;
 mod frameworks;
+mod ha;
+mod isolation;
 mod lifecycle;
 mod python;
+mod roles;
+mod snapshot;
 mod submit;
+mod ui;

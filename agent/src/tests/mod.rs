@@ -3,6 +3,7 @@
 //! status updates are read from the outbox.
 
 mod density;
+mod once;
 mod pool;
 mod results;
 mod retention;
@@ -123,7 +124,14 @@ impl Agent {
         cfg.retention = setup.retention;
         cfg.runtime.max_memory_bytes = setup.slot_bytes;
         let (runtime, pool) = crate::task_runtime(&cfg).expect("the task runtime starts");
-        let tasks = TaskManager::new(runtime, pool, work.path(), crate::task_limits(&cfg)).unwrap();
+        let tasks = TaskManager::new(
+            runtime,
+            pool,
+            work.path(),
+            crate::task_limits(&cfg),
+            crate::tasks::Isolation::InProcess,
+        )
+        .unwrap();
         let (tx, updates) = mpsc::unbounded_channel();
         tasks.outbox().attach(tx);
         Agent {

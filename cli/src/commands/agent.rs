@@ -7,16 +7,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use wasmesos_agent::{AgentConfig, RetentionPolicy};
+use wasmesos_agent::{AgentConfig, Isolation, RetentionPolicy};
 use wasmesos_api::{DEFAULT_MASTER, Resources};
 
 use super::{
-    attributes_arg, default_data_dir, detect_resources, init_logging, interrupted, resources_arg,
+    attributes_arg, default_data_dir, detect_resources, init_logging, interrupted, isolation_arg,
+    resources_arg, size_arg,
 };
 use crate::format::parse_duration;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// `drain` or `undrain` an agent instead of running one.
+    #[command(subcommand)]
+    pub action: Option<super::agent_drain::Action>,
     /// The master(s) to dial, comma-separated; tried in turn.
     #[arg(long, env = "WASMESOS_MASTER", default_value = DEFAULT_MASTER)]
     pub master: String,
@@ -30,6 +35,10 @@ pub struct Args {
     /// Attributes schedulers can read, e.g. zone:a,rack:3.
     #[arg(long, value_parser = attributes_arg)]
     pub attributes: Option<Vec<(String, String)>>,
+    /// Resources offered only to one role's frameworks, ROLE:RESOURCES,
+    /// e.g. db:cpus:2,mem:4GiB (repeatable); part of --resources.
+    #[arg(long = "reserve", value_parser = super::role_args::reserve_arg)]
+    pub reserve: Vec<(String, Resources)>,
     /// Sandboxes, logs and cached modules (default: ~/.local/share/wasmesos/agent).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
@@ -59,6 +68,36 @@ pub struct Args {
     /// How long a finished task's sandbox and logs are kept, e.g. 24h, 30m.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub retain_for: Duration,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+}
+
+/// How tasks are isolated (shared with `wasmesos up`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct IsolationArgs {
+    /// in-process: tasks run in the agent's process under the runtime's
+    /// limits. cgroups: each task runs in a pre-started executor process
+    /// in a cgroup holding it to its cpus and memory (cgroup v2, or v1;
+    /// the agent refuses to start if it cannot make cgroups).
+    #[arg(long, default_value = "in-process", value_parser = isolation_arg)]
+    pub isolation: Isolation,
+    /// With --isolation cgroups: executor processes kept ready (default:
+    /// one per task thread).
+    #[arg(long)]
+    pub executors: Option<usize>,
+    /// With --isolation cgroups: memory an executor's cgroup allows beyond
+    /// the task's own, for the executor process itself.
+    #[arg(long, default_value = "64MiB", value_parser = size_arg)]
+    pub executor_overhead: u64,
+}
+
+impl IsolationArgs {
+    /// Puts these settings into `cfg`.
+    pub fn apply(&self, cfg: &mut AgentConfig) {
+        cfg.isolation = self.isolation;
+        cfg.executors = self.executors.unwrap_or(0);
+        cfg.executor_mem_overhead = self.executor_overhead;
+    }
 }
 
 impl Args {
@@ -84,17 +123,24 @@ impl Args {
             max_age: self.retain_for,
         };
         cfg.hostname = self.hostname.clone();
+        self.isolation.apply(&mut cfg);
         cfg.attributes = self
             .attributes
             .clone()
             .unwrap_or_default()
             .into_iter()
             .collect();
+        for (role, resources) in &self.reserve {
+            *cfg.reserved.entry(role.clone()).or_default() += resources;
+        }
         cfg
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(action) = args.action.take() {
+        return super::agent_drain::run(action).await;
+    }
     init_logging();
     let cfg = args.config();
     let work_dir = cfg.work_dir.clone();
@@ -102,10 +148,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("the agent could not start")?;
     eprintln!(
-        "wasmesos agent on {} dialling {} (work dir {})",
+        "wasmesos agent on {} dialling {} (work dir {}, isolation {})",
         agent.addr,
         args.master,
-        work_dir.display()
+        work_dir.display(),
+        args.isolation.isolation.name()
     );
     interrupted().await;
     agent.shutdown();

@@ -1,15 +1,22 @@
 //! One module per subcommand, plus what the daemons share.
 
 pub mod agent;
+pub mod agent_drain;
 pub mod agents;
 pub mod bench;
+pub mod bench_e2e;
 pub mod bench_frameworks;
 pub mod bench_runtime;
+pub mod executor;
 pub mod framework;
 pub mod framework_test;
 pub mod frameworks;
 pub mod logs;
 pub mod master;
+pub mod role;
+pub mod role_args;
+pub mod roles;
+pub mod snapshot;
 pub mod status;
 pub mod submit;
 pub mod task;
@@ -70,6 +77,22 @@ pub fn detect_resources() -> Resources {
         .unwrap_or(2 << 30);
     let reserve = (1u64 << 30).min(mem / 2);
     Resources::new(cpus, mem - reserve, 10 << 30)
+}
+
+/// For clap: `in-process` (or `none`) or `cgroups`.
+pub fn isolation_arg(text: &str) -> Result<wasmesos_agent::Isolation, String> {
+    match text {
+        "in-process" | "none" => Ok(wasmesos_agent::Isolation::InProcess),
+        "cgroups" => Ok(wasmesos_agent::Isolation::Cgroups),
+        other => Err(format!(
+            "'{other}' is not an isolation: use in-process (the default) or cgroups"
+        )),
+    }
+}
+
+/// For clap: a size such as `64MiB`.
+pub fn size_arg(text: &str) -> Result<u64, String> {
+    wasmesos_api::parse_size(text).map_err(|e| e.to_string())
 }
 
 /// For clap: `zone:a,rack:3`.

@@ -40,6 +40,8 @@ pub struct Args {
     /// Quieter logs (warnings only).
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub isolation: super::agent::IsolationArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -56,22 +58,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("the master could not start")?;
 
     let resources = args.resources.clone().unwrap_or_else(detect_resources);
-    let agent_cfg = AgentConfig::new(
+    let mut agent_cfg = AgentConfig::new(
         &master.advertise,
         args.agent_listen,
         resources.clone(),
         data_dir.join("agent"),
     );
+    args.isolation.apply(&mut agent_cfg);
     let agent = wasmesos_agent::start(agent_cfg)
         .await
         .context("the local agent could not start")?;
 
     println!("wasmesos is up");
+    println!("  master  {}  (gRPC and HTTP)", master.advertise);
     println!(
-        "  master  {}  (gRPC API; JSON state at {}/api/v1/state)",
-        master.advertise, master.advertise
+        "  web UI  {}/   (JSON API {}/api/v1/summary, metrics {}/metrics)",
+        master.advertise, master.advertise, master.advertise
     );
-    println!("  agent   {}  offering {}", agent.addr, resources);
+    println!(
+        "  agent   {}  offering {} (isolation {})",
+        agent.addr,
+        resources,
+        args.isolation.isolation.name()
+    );
     println!("  data    {}", data_dir.display());
     let env_hint = if master.advertise == wasmesos_api::DEFAULT_MASTER {
         String::new()

@@ -43,6 +43,8 @@ pub struct Committer {
     store: Arc<dyn Store>,
     fence: Option<Compare>,
     overlay: Arc<Mutex<Overlay>>,
+    /// Time of each store transaction, for `/metrics`.
+    latency: Arc<crate::core::counters::Histogram>,
 }
 
 impl Committer {
@@ -53,7 +55,13 @@ impl Committer {
             store,
             fence: fence.map(|(key, rev)| Compare::CreateRevision(key, CmpOp::Equal, rev)),
             overlay: Arc::default(),
+            latency: Arc::default(),
         }
+    }
+
+    /// How long this committer's transactions took.
+    pub fn latency(&self) -> &crate::core::counters::Histogram {
+        &self.latency
     }
 
     fn overlay(&self) -> std::sync::MutexGuard<'_, Overlay> {
@@ -139,6 +147,7 @@ impl Committer {
         if let Some(fence) = &self.fence {
             compares.push(fence.clone());
         }
+        let started = std::time::Instant::now();
         let response = self
             .store
             .txn(Txn {
@@ -147,6 +156,7 @@ impl Committer {
                 failure: Vec::new(),
             })
             .await?;
+        self.latency.observe(started.elapsed());
         if response.succeeded {
             return Ok(Some(response.revision));
         }
@@ -272,33 +282,64 @@ impl Pipeline {
 /// Most operations merged into one transaction.
 const MAX_BATCH_OPS: usize = 20_000;
 
+/// Bytes an op adds to a transaction, roughly (as the store's limits count).
+fn op_bytes(op: &Op) -> usize {
+    match op {
+        Op::Put { key, value, .. } => key.len() + value.len(),
+        Op::Delete { key } => key.len(),
+        Op::DeletePrefix { prefix } => 2 * prefix.len(),
+    }
+}
+
 async fn run_pipeline(
     committer: Committer,
     mut rx: mpsc::UnboundedReceiver<(u64, Vec<Op>)>,
     events: mpsc::UnboundedSender<Committed>,
 ) {
-    while let Some(first) = rx.recv().await {
-        // Merge everything queued: later writes of a key replace earlier
-        // ones, exactly as applying them one by one would.
+    let limits = committer.store().limits();
+    let max_ops = limits.max_ops.min(MAX_BATCH_OPS);
+    // A unit that did not fit the last transaction opens the next one.
+    let mut carried: Option<(u64, Vec<Op>)> = None;
+    loop {
+        let first = match carried.take() {
+            Some(unit) => unit,
+            None => match rx.recv().await {
+                Some(unit) => unit,
+                None => return,
+            },
+        };
+        // Merge everything queued that fits: later writes of a key replace
+        // earlier ones, exactly as applying them one by one would.
         let mut merged: BTreeMap<String, Op> = BTreeMap::new();
-        let mut upto = 0;
-        let mut count = 0;
+        let (mut upto, mut ops, mut bytes) = (0, 0, 0);
         let mut next = Some(first);
-        while let Some((seq, ops)) = next.take() {
+        while let Some((seq, unit)) = next.take() {
+            let unit_bytes: usize = unit.iter().map(op_bytes).sum();
+            if !merged.is_empty()
+                && (ops + unit.len() > max_ops || bytes + unit_bytes > limits.max_bytes)
+            {
+                carried = Some((seq, unit));
+                break;
+            }
             upto = seq;
-            count += ops.len();
-            for op in ops {
+            ops += unit.len();
+            bytes += unit_bytes;
+            for op in unit {
                 let key = match &op {
                     Op::Put { key, .. } | Op::Delete { key } => key.clone(),
                     Op::DeletePrefix { prefix } => prefix.clone(),
                 };
                 merged.insert(key, op);
             }
-            if count < MAX_BATCH_OPS {
-                next = rx.try_recv().ok();
-            }
+            next = rx.try_recv().ok();
         }
-        let result = committer.commit(merged.into_values().collect()).await;
+        let result = commit_within(
+            &committer,
+            merged.into_values().collect(),
+            max_ops,
+            limits.max_bytes,
+        )
+        .await;
         {
             let mut overlay = committer.overlay();
             overlay.retain(|_, (_, seq)| *seq > upto);
@@ -313,3 +354,48 @@ async fn run_pipeline(
         }
     }
 }
+
+/// Commits `ops` in one transaction when they fit the store's limits, else
+/// (one change larger than a transaction may be: a scheduler callback that
+/// launched hundreds of tasks, on etcd with its default limits) in several,
+/// in order. Nothing is reported committed before the last part is, so
+/// only a crash between parts can expose a partial change; raising etcd's
+/// `--max-txn-ops` and `--max-request-bytes` avoids the split.
+async fn commit_within(
+    committer: &Committer,
+    ops: Vec<Op>,
+    max_ops: usize,
+    max_bytes: usize,
+) -> Result<Revision, CommitError> {
+    let total: usize = ops.iter().map(op_bytes).sum();
+    if ops.len() <= max_ops && total <= max_bytes {
+        return committer.commit(ops).await;
+    }
+    tracing::warn!(
+        ops = ops.len(),
+        bytes = total,
+        max_ops,
+        max_bytes,
+        "one change is larger than a store transaction may be: committing it in parts \
+         (raise etcd's --max-txn-ops / --max-request-bytes to keep it atomic)"
+    );
+    let mut revision = 0;
+    let mut part = Vec::new();
+    let mut part_bytes = 0;
+    for op in ops {
+        let b = op_bytes(&op);
+        if !part.is_empty() && (part.len() + 1 > max_ops || part_bytes + b > max_bytes) {
+            revision = committer.commit(std::mem::take(&mut part)).await?;
+            part_bytes = 0;
+        }
+        part_bytes += b;
+        part.push(op);
+    }
+    if !part.is_empty() {
+        revision = committer.commit(part).await?;
+    }
+    Ok(revision)
+}
+
+#[cfg(test)]
+mod tests;

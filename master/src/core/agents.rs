@@ -44,6 +44,9 @@ impl Core {
                 "the agent offers no resources: start it with --resources cpus:N,mem:SIZE".into(),
             );
         }
+        if let Err(message) = check_reservations(&register, &total) {
+            return refuse(reply, message);
+        }
         let mut ops = Vec::new();
         let id = if register.agent_id.is_empty() {
             self.seq.agent += 1;
@@ -56,11 +59,11 @@ impl Core {
             Ok(id) => id,
             Err(e) => return refuse(reply, e.to_string()),
         };
-        let registered_ms = self
-            .agents
-            .get(&id)
-            .map(|a| a.record.registered_ms)
-            .unwrap_or_else(now_ms);
+        let known = self.agents.get(&id).map(|a| &a.record);
+        let registered_ms = known.map(|r| r.registered_ms).unwrap_or_else(now_ms);
+        // Draining is the operator's decision: it outlives reconnections.
+        let (draining, drain_deadline_ms) =
+            known.map_or((false, 0), |r| (r.draining, r.drain_deadline_ms));
         let record = proto::Agent {
             agent_id: id.to_string(),
             hostname: register.hostname.clone(),
@@ -69,6 +72,9 @@ impl Core {
             attributes: register.attributes.clone(),
             registered_ms,
             version: register.version.clone(),
+            reserved: register.reserved.clone(),
+            draining,
+            drain_deadline_ms,
             ..Default::default()
         };
         ops.push(put(keys::agent(&id), &record));
@@ -123,8 +129,10 @@ impl Core {
             let key = (fw, task);
             let known = self.tasks.get(&key).filter(|a| &a.agent == id);
             // Unknown tasks, and kills that could not be delivered while the
-            // agent was away, are (re)sent now.
-            if known.is_none_or(|a| a.kill_requested) {
+            // agent was away, are (re)sent now. A task reported in a
+            // terminal state has ended already: its update follows.
+            let ended = TaskState::try_from(t.state).is_ok_and(|s| s.is_terminal());
+            if !ended && known.is_none_or(|a| a.kill_requested) {
                 let kill = master_message::Msg::Kill(proto::KillTaskOrder {
                     framework_id: key.0.to_string(),
                     task_id: key.1.to_string(),
@@ -237,4 +245,20 @@ impl Core {
         });
         Ok(())
     }
+}
+
+/// Why an agent's reservations cannot be taken: a role name that is no
+/// valid role, or more reserved in all than the agent offers.
+fn check_reservations(register: &proto::RegisterAgent, total: &Resources) -> Result<(), String> {
+    let mut reserved = Resources::empty();
+    for (role, resources) in &register.reserved {
+        FrameworkId::new(role.clone()).map_err(|e| format!("--reserve {role}: role {e}"))?;
+        reserved += &Resources::from(resources);
+    }
+    if !total.contains(&reserved) {
+        return Err(format!(
+            "the agent reserves {reserved} in all but offers only {total}: reservations are part of --resources"
+        ));
+    }
+    Ok(())
 }

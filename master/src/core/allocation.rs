@@ -3,14 +3,16 @@
 //! the frameworks' schedulers. Also the offer bookkeeping shared with
 //! callbacks: removal, rescinding and hold expiry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-use wasmesos_allocator::{AgentView, Config, FrameworkView, RoleView, Snapshot, allocate};
-use wasmesos_api::{AgentId, FrameworkId, OfferId, now_ms};
+use wasmesos_allocator::{
+    AgentView, Config, FrameworkView, Reservation, RoleView, Snapshot, allocate,
+};
+use wasmesos_api::{AgentId, FrameworkId, OfferId, Resources, now_ms};
 use wasmesos_schedhost::{Event, Offer};
 
-use super::{Core, OfferEntry};
+use super::{Core, Counters, OfferEntry};
 use crate::framework::{Context, Delivery};
 
 impl Core {
@@ -31,6 +33,7 @@ impl Core {
                 continue;
             };
             agent.offered += &d.resources;
+            Counters::add(&self.counters.offers_made, 1);
             let offer = Offer {
                 id: id.clone(),
                 agent_id: d.agent.clone(),
@@ -66,7 +69,13 @@ impl Core {
     }
 
     /// What the allocator sees: connected agents (in an order rotated every
-    /// round, so no agent is always first) and healthy frameworks.
+    /// round, so no agent is always first; draining ones with nothing
+    /// free), frameworks (unhealthy ones as suppressed, so that what they
+    /// hold still counts toward their role), and every role with its
+    /// weight, quota and reservations.
+    ///
+    /// A framework's allocation, and a role's use of its reservations,
+    /// count outstanding offers as well as tasks: quota limits bound both.
     fn snapshot(&mut self) -> Snapshot {
         self.round += 1;
         let now = now_ms();
@@ -75,12 +84,17 @@ impl Core {
             .iter()
             .filter(|(_, a)| a.conn.is_some())
             .map(|(id, a)| {
-                let total = wasmesos_api::Resources::from(a.record.total.as_ref());
+                let total = Resources::from(a.record.total.as_ref());
+                let free = if a.record.draining {
+                    Resources::empty()
+                } else {
+                    total
+                        .saturating_sub(&a.allocated)
+                        .saturating_sub(&a.offered)
+                };
                 AgentView {
                     id: id.clone(),
-                    free: total
-                        .saturating_sub(&a.allocated)
-                        .saturating_sub(&a.offered),
+                    free,
                     total,
                 }
             })
@@ -89,32 +103,85 @@ impl Core {
             let shift = (self.round as usize) % agents.len();
             agents.rotate_left(shift);
         }
-        let mut roles: BTreeMap<String, f64> = BTreeMap::new();
-        let frameworks = self
+        let mut offered: HashMap<&FrameworkId, Resources> = HashMap::new();
+        for offer in self.offers.values() {
+            *offered.entry(&offer.framework).or_default() += &offer.resources;
+        }
+        let frameworks: Vec<FrameworkView> = self
             .frameworks
-            .iter_mut()
-            .filter(|(_, f)| f.healthy)
-            .map(|(id, f)| {
-                f.filters.retain(|flt| flt.until_ms > now);
-                roles.insert(f.record.role.clone(), f.record.weight.max(0.0001));
-                FrameworkView {
-                    id: id.clone(),
-                    role: f.record.role.clone(),
-                    allocated: f.allocated.clone(),
-                    suppressed: f.suppressed,
-                    filters: f.filters.clone(),
+            .iter()
+            .map(|(id, f)| FrameworkView {
+                id: id.clone(),
+                role: f.record.role.clone(),
+                allocated: offered
+                    .get(id)
+                    .map_or_else(|| f.allocated.clone(), |o| f.allocated.clone() + o),
+                suppressed: f.suppressed || !f.healthy,
+                filters: f
+                    .filters
+                    .iter()
+                    .filter(|flt| flt.until_ms > now)
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        for f in self.frameworks.values_mut() {
+            f.filters.retain(|flt| flt.until_ms > now);
+        }
+        let mut names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
+        names.extend(self.frameworks.values().map(|f| f.record.role.as_str()));
+        let mut reservations = self.reservations();
+        let roles = names
+            .into_iter()
+            .map(|name| {
+                let (weight, quota) = self.role_settings(name);
+                RoleView {
+                    name: name.to_string(),
+                    weight,
+                    quota,
+                    reservations: reservations.remove(name).unwrap_or_default(),
                 }
             })
             .collect();
         Snapshot {
             agents,
             frameworks,
-            roles: roles
-                .into_iter()
-                .map(|(name, weight)| RoleView { name, weight })
-                .collect(),
+            roles,
             now_ms: now,
         }
+    }
+
+    /// Every connected agent's reservations, by role, with what the role's
+    /// frameworks hold on that agent (tasks and outstanding offers).
+    fn reservations(&self) -> HashMap<String, Vec<Reservation>> {
+        let mut by_role: HashMap<String, Vec<Reservation>> = HashMap::new();
+        let reserving = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.conn.is_some() && !a.record.reserved.is_empty());
+        for (id, a) in reserving {
+            let mut used: HashMap<&str, Resources> = HashMap::new();
+            let role_of =
+                |fw: &FrameworkId| self.frameworks.get(fw).map(|f| f.record.role.as_str());
+            for key in &a.tasks {
+                if let (Some(task), Some(role)) = (self.tasks.get(key), role_of(&key.0)) {
+                    *used.entry(role).or_default() += &task.resources;
+                }
+            }
+            for offer in self.offers.values().filter(|o| &o.agent == id) {
+                if let Some(role) = role_of(&offer.framework) {
+                    *used.entry(role).or_default() += &offer.resources;
+                }
+            }
+            for (role, resources) in &a.record.reserved {
+                by_role.entry(role.clone()).or_default().push(Reservation {
+                    agent: id.clone(),
+                    resources: Resources::from(resources),
+                    used: used.get(role.as_str()).cloned().unwrap_or_default(),
+                });
+            }
+        }
+        by_role
     }
 
     /// Forgets an offer: its resources are free again.
@@ -152,6 +219,7 @@ impl Core {
             .get(fw_id)
             .and_then(|f| f.offers.get(id))
             .is_some_and(|h| h.is_some());
+        Counters::add(&self.counters.offers_rescinded, 1);
         self.remove_offer(fw_id, id);
         if held && let Some(fw) = self.frameworks.get(fw_id) {
             fw.actor

@@ -18,7 +18,7 @@ use wasmesos_api::{AgentId, FrameworkId, OfferId, Resources, TaskId, TenantId, n
 use wasmesos_schedhost::{CallbackOutput, Command, Event, LogLevel, TaskLaunch};
 use wasmesos_store::Op;
 
-use super::{ActiveTask, After, ClusterEvent, Core, CoreMsg, TaskKey};
+use super::{ActiveTask, After, ClusterEvent, Core, CoreMsg, Counters, TaskKey};
 use crate::commit::{CommitError, put};
 use crate::framework::{Context, Delivery, PendingSubmit};
 use crate::{jobs, keys};
@@ -80,6 +80,8 @@ impl Core {
             return Ok(());
         };
         fw.callbacks += 1;
+        fw.fuel_total += output.fuel_used;
+        fw.callback_micros_total += output.elapsed.as_micros().min(u64::MAX as u128) as u64;
         if fw.latencies.len() >= LATENCY_SAMPLES {
             fw.latencies.pop_front();
         }
@@ -546,6 +548,7 @@ impl Core {
             } => return self.apply_launch(fw_id, agent, offers, tasks),
             Effect::Refused(records) => {
                 for r in &records {
+                    self.task_counts.add(r.state());
                     let line = format!("launch of {} refused: {}", r.task_id, r.message);
                     self.framework_log(fw_id, "warn", line);
                 }
@@ -557,6 +560,7 @@ impl Core {
                 }));
             }
             Effect::Decline(ids, refuse) => {
+                Counters::add(&self.counters.offers_declined, ids.len() as u64);
                 for id in ids {
                     self.return_offer(fw_id, &id, Some(refuse));
                 }
@@ -617,6 +621,8 @@ impl Core {
                 spec: p.active.record.spec.clone(),
             });
             records.push(p.active.record.clone());
+            self.task_counts.add(p.active.record.state());
+            Counters::add(&self.counters.tasks_launched, 1);
             if let Some(a) = self.agents.get_mut(&agent) {
                 a.tasks.insert(p.key.clone());
                 a.allocated += &p.active.resources;
@@ -753,7 +759,8 @@ impl Core {
                 .get(fw_id)
                 .and_then(|f| f.offers.get(&id))
                 .is_some_and(|h| h.is_some());
-            if !held {
+            if !held && self.offers.contains_key(&id) {
+                Counters::add(&self.counters.offers_declined, 1);
                 self.return_offer(fw_id, &id, None);
             }
         }

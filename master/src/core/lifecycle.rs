@@ -103,6 +103,8 @@ impl Core {
                 failures: 0,
                 log: VecDeque::new(),
                 latencies: VecDeque::new(),
+                fuel_total: 0,
+                callback_micros_total: 0,
             },
         );
     }

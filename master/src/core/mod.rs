@@ -11,14 +11,18 @@
 //! `status` (task status updates and job state), `callbacks` (carrying out
 //! a scheduler's commands), `allocation` (snapshot → allocator → offers),
 //! `submit` (submissions and kills), `query` (read-only views), `recover`
-//! (start-up from the store).
+//! (start-up from the store), `roles` (weights and quotas), `drain`
+//! (draining agents).
 
 mod agents;
 mod allocation;
 mod callbacks;
+pub(crate) mod counters;
+mod drain;
 mod lifecycle;
 mod query;
 mod recover;
+mod roles;
 mod status;
 mod submit;
 
@@ -39,8 +43,9 @@ use crate::config::MasterConfig;
 use crate::framework::{Delivery, FrameworkActor};
 use crate::modules::ModuleStore;
 
+pub(crate) use counters::Counters;
 pub(crate) use lifecycle::MAX_MESSAGE_BYTES;
-pub(crate) use query::Query;
+pub(crate) use query::{AGENT_TASKS, AgentFilter, ClusterSummary, FrameworkMetrics, Query};
 pub(crate) use submit::ResolvedTask;
 
 /// A task is known by its framework and its id.
@@ -157,6 +162,21 @@ pub(crate) enum CoreMsg {
         generation: u64,
     },
     Query(Query),
+    SetRole {
+        principal: Principal,
+        request: proto::SetRoleRequest,
+        reply: oneshot::Sender<Result<proto::Role, Status>>,
+    },
+    DrainAgent {
+        principal: Principal,
+        request: proto::DrainAgentRequest,
+        reply: oneshot::Sender<Result<proto::Agent, Status>>,
+    },
+    UndrainAgent {
+        principal: Principal,
+        request: proto::UndrainAgentRequest,
+        reply: oneshot::Sender<Result<proto::Agent, Status>>,
+    },
 }
 
 /// How the rest of the master talks to the core.
@@ -165,6 +185,8 @@ pub struct CoreHandle {
     tx: mpsc::UnboundedSender<CoreMsg>,
     events: broadcast::Sender<ClusterEvent>,
     pub(crate) epoch: u64,
+    /// Read by `/metrics` without asking the core.
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl CoreHandle {
@@ -236,6 +258,10 @@ pub(crate) struct FrameworkEntry {
     log: VecDeque<proto::FrameworkLogLine>,
     /// Durations of recent callbacks, in microseconds.
     latencies: VecDeque<u32>,
+    /// Fuel and time of every callback since this master started (for
+    /// `/metrics`).
+    fuel_total: u64,
+    callback_micros_total: u64,
 }
 
 pub(crate) struct ActiveTask {
@@ -277,6 +303,9 @@ pub(crate) struct Core {
     started_ms: i64,
     agents: BTreeMap<AgentId, AgentEntry>,
     frameworks: BTreeMap<FrameworkId, FrameworkEntry>,
+    /// Roles configured by operators, by name (roles frameworks name
+    /// without a record are not here).
+    roles: BTreeMap<String, proto::Role>,
     tasks: HashMap<TaskKey, ActiveTask>,
     offers: HashMap<OfferId, OfferEntry>,
     next_offer: u64,
@@ -289,6 +318,9 @@ pub(crate) struct Core {
     /// Submissions waiting on an in-flight one with the same idempotency
     /// key, by its store key.
     idem_waiters: HashMap<String, Vec<submit::SubmitReply>>,
+    counters: Arc<Counters>,
+    /// Every task record in the store, by state.
+    task_counts: counters::TaskCounts,
 }
 
 /// Everything the core needs at start.
@@ -299,6 +331,7 @@ pub(crate) struct CoreParts {
     pub host: SchedHost,
     pub epoch: u64,
     pub advertise: String,
+    pub counters: Arc<Counters>,
 }
 
 /// Recovers the core from the store and starts its loop. The loop ends when
@@ -315,6 +348,7 @@ pub(crate) async fn start(
         tx: tx.clone(),
         events: events.clone(),
         epoch: parts.epoch,
+        counters: parts.counters.clone(),
     };
     let mut core = Core {
         cfg: parts.cfg,
@@ -329,6 +363,7 @@ pub(crate) async fn start(
         started_ms: wasmesos_api::now_ms(),
         agents: BTreeMap::new(),
         frameworks: BTreeMap::new(),
+        roles: BTreeMap::new(),
         tasks: HashMap::new(),
         offers: HashMap::new(),
         next_offer: 0,
@@ -339,6 +374,8 @@ pub(crate) async fn start(
         allocation_pending: false,
         round: 0,
         idem_waiters: HashMap::new(),
+        counters: parts.counters,
+        task_counts: counters::TaskCounts::default(),
     };
     core.recover().await?;
     let join = tokio::spawn(async move { core.run(rx, commits, shutdown).await });
@@ -381,7 +418,9 @@ impl Core {
             }
             if self.allocation_pending {
                 self.allocation_pending = false;
+                let started = Instant::now();
                 self.allocate();
+                self.counters.allocation_rounds.observe(started.elapsed());
             }
         }
         for fw in self.frameworks.values() {
@@ -518,6 +557,30 @@ impl Core {
                 self.answer(q);
                 Ok(())
             }
+            CoreMsg::SetRole {
+                principal,
+                request,
+                reply,
+            } => {
+                self.set_role(principal, request, reply);
+                Ok(())
+            }
+            CoreMsg::DrainAgent {
+                principal,
+                request,
+                reply,
+            } => {
+                self.drain_agent(principal, request, reply);
+                Ok(())
+            }
+            CoreMsg::UndrainAgent {
+                principal,
+                request,
+                reply,
+            } => {
+                self.undrain_agent(principal, request, reply);
+                Ok(())
+            }
         };
         match result {
             Err(CommitError::Fenced) => Err(CommitError::Fenced),
@@ -561,9 +624,11 @@ impl Core {
         }
     }
 
-    /// Once per allocation interval: expire held offers, time out agents.
+    /// Once per allocation interval: expire held offers, kill what is left
+    /// on agents past their drain deadline, time out agents.
     async fn periodic(&mut self) -> Result<(), CommitError> {
         self.expire_holds();
+        self.enforce_drain_deadlines();
         self.check_agents().await
     }
 

@@ -1,5 +1,6 @@
 //! Start-up: rebuild the live state from the store. Agents come back
-//! disconnected (they re-attach, or time out and lose their tasks), every
+//! disconnected (they re-attach, or time out and lose their tasks), still
+//! draining if they were; roles keep their weights and quotas; every
 //! framework's scheduler is started again (and told `registered` with its
 //! durable state), and the tasks that were active hold their resources
 //! again. The built-in jobs framework is deployed, or upgraded in place when
@@ -53,6 +54,10 @@ impl Core {
             );
         }
 
+        for record in self.committer.list::<proto::Role>(keys::ROLES).await? {
+            self.roles.insert(record.name.clone(), record);
+        }
+
         if self.cfg.builtin_jobs {
             self.ensure_builtin_jobs().await?;
         }
@@ -66,6 +71,7 @@ impl Core {
 
         let mut lost = Vec::new();
         for record in self.committer.list::<proto::Task>(keys::TASKS).await? {
+            self.task_counts.add(record.state());
             if !record.state().is_active() {
                 continue;
             }

@@ -111,6 +111,7 @@ impl Core {
         };
         let tenant = active.tenant.clone();
         let mut record = active.record.clone();
+        self.task_counts.moved(record.state(), t.state);
         record.set_state(t.state);
         record.message = t.message;
         if t.exit_code.is_some() {
