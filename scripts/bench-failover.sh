@@ -7,14 +7,17 @@
 #   - kill → the agent is registered with it again;
 #   - kill → a submitted task has run to its end through the new leader.
 # Prints figures; asserts nothing. Usage: scripts/bench-failover.sh [TTL] [ROUNDS]
+# (WASMESOS_BIN=path skips the release build and uses that binary.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ttl=${1:-3s}
 rounds=${2:-5}
 
 ./scripts/setup.sh
-cargo build --release -p wasmesos >&2
-bin=$PWD/target/release/wasmesos
+if [ -z "${WASMESOS_BIN:-}" ]; then
+  cargo build --release -p wasmesos >&2
+fi
+bin=${WASMESOS_BIN:-$PWD/target/release/wasmesos}
 work=$(mktemp -d)
 trap 'kill -9 $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -47,7 +50,7 @@ for round in $(seq "$rounds"); do
   leader=$("$bin" status | awk '/^master/ {print $2}')
   port=${leader##*:}
   name=m1; [ "$port" = "$p2" ] && name=m2
-  kill -9 "$(cat "$work/$name.pid")"
+  kill -9 "$(cat "$work/$name.pid")"; wait "$(cat "$work/$name.pid")" 2>/dev/null || true
   t0=$(now)
   until "$bin" status 2>/dev/null | grep -q "^master .*127.0.0.1:$( [ $name = m1 ] && echo "$p2" || echo "$p1")"; do sleep 0.02; done
   t1=$(now)
