@@ -539,12 +539,18 @@ fn a_cancelled_job_leaves_the_queue_and_a_running_one_is_left_to_its_kill() {
         let body = format!(r#"{{"job_id":"{job}"}}"#);
         message(h, &msg("cancel", &body)).unwrap().unwrap()
     };
-    assert!(cancel(&mut h, "job-1").commands.is_empty(), "job-2 still waits");
+    assert!(
+        cancel(&mut h, "job-1").commands.is_empty(),
+        "job-2 still waits"
+    );
     assert_eq!(queued_jobs(&h), ["job-2"]);
 
     // job-2 launches; a cancel for it changes nothing (its kill ends it).
     let cmds = offers(&mut h, &[offer("o1", cpus(1000))]).unwrap();
-    assert_eq!(launches(&cmds), [("o1".to_string(), vec!["job-2.1".to_string()])]);
+    assert_eq!(
+        launches(&cmds),
+        [("o1".to_string(), vec!["job-2.1".to_string()])]
+    );
     assert!(cancel(&mut h, "job-2").commands.is_empty());
     assert!(queue::running(&h, "job-2.1").unwrap().is_some());
 
