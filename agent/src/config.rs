@@ -47,6 +47,11 @@ pub struct AgentConfig {
     pub retention: RetentionPolicy,
     /// Longest wait between attempts to reach a master.
     pub max_reconnect_delay: Duration,
+    /// Cut off from every master this long, the agent kills its tasks:
+    /// shorter than the master's agent timeout (60 s by default), after
+    /// which the master declares them LOST and their frameworks may run
+    /// them again elsewhere — never beside the lost ones.
+    pub orphan_timeout: Duration,
     /// In-process (the default) or in executor processes under cgroups.
     pub isolation: Isolation,
     /// With cgroup isolation: executors kept ready (and started with the
@@ -101,6 +106,7 @@ impl AgentConfig {
             max_metered_tasks: 0,
             retention: RetentionPolicy::default(),
             max_reconnect_delay: Duration::from_secs(5),
+            orphan_timeout: Duration::from_secs(45),
             isolation: Isolation::InProcess,
             executors: 0,
             executor_program: None,

@@ -249,6 +249,12 @@ pub async fn start(mut cfg: AgentConfig) -> Result<RunningAgent, AgentError> {
             .await
     });
     tracing::info!(%addr, resources = %cfg.resources, masters = ?cfg.masters, "agent started");
+    tokio::spawn(link::watch_for_orphaning(
+        cfg.orphan_timeout,
+        tasks.clone(),
+        status.clone(),
+        shutdown_rx.clone(),
+    ));
     let link = tokio::spawn(link::run(
         Arc::new(cfg),
         tasks.clone(),

@@ -28,6 +28,8 @@ const RESEND_AFTER: Duration = Duration::from_secs(5);
 pub struct LinkStatus {
     pub master: Option<String>,
     pub connected: bool,
+    /// Since when no master has been connected (`None` while one is).
+    pub disconnected_since: Option<std::time::Instant>,
     pub agent_id: String,
     pub last_error: Option<String>,
 }
@@ -70,7 +72,11 @@ pub async fn run(
             r = session.run() => r,
             _ = shutdown.changed() => return,
         };
-        set_status(&status, |s| s.connected = false);
+        set_status(&status, |s| {
+            s.connected = false;
+            s.disconnected_since
+                .get_or_insert_with(std::time::Instant::now);
+        });
         tasks.outbox().detach();
         tasks.modules().set_client(None);
         match result {
@@ -100,6 +106,44 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         delay = (delay * 2).min(cfg.max_reconnect_delay);
+    }
+}
+
+/// Kills every task once no master has been reachable for
+/// `orphan_timeout` (see [`AgentConfig::orphan_timeout`]); checks every
+/// second until `shutdown`. Counting starts when the agent starts, so an
+/// agent that never reaches a master does the same.
+pub async fn watch_for_orphaning(
+    orphan_timeout: Duration,
+    tasks: TaskManager,
+    status: Arc<Mutex<LinkStatus>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let cut_off = {
+            let s = status.lock().unwrap_or_else(|p| p.into_inner());
+            match (s.connected, s.disconnected_since) {
+                (true, _) => None,
+                (false, Some(since)) => Some(since.elapsed()),
+                (false, None) => Some(started.elapsed()),
+            }
+        };
+        if cut_off.is_some_and(|d| d >= orphan_timeout) {
+            let killed = tasks.kill_all();
+            if killed > 0 {
+                tracing::warn!(
+                    tasks = killed,
+                    "no master reachable for {orphan_timeout:?}: killed this agent's tasks, \
+                     which the master will have declared lost"
+                );
+            }
+        }
     }
 }
 
@@ -224,6 +268,7 @@ impl Session<'_> {
         set_status(self.status, |s| {
             s.master = Some(self.master.clone());
             s.connected = true;
+            s.disconnected_since = None;
             s.agent_id = ident.agent_id.clone();
             s.last_error = None;
         });

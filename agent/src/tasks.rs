@@ -219,6 +219,16 @@ impl TaskManager {
             .collect()
     }
 
+    /// Kills every task this agent runs; returns how many it asked to stop.
+    pub fn kill_all(&self) -> usize {
+        let tokens: Vec<CancellationToken> =
+            self.tasks().values().map(|e| e.cancel.clone()).collect();
+        for t in &tokens {
+            t.cancel();
+        }
+        tokens.len()
+    }
+
     /// Tasks this agent runs now.
     pub fn count(&self) -> usize {
         self.tasks().len()

@@ -76,6 +76,25 @@ impl Etcd {
         format!("etcd://127.0.0.1:{}", self.port)
     }
 
+    /// Freezes the member (SIGSTOP): it neither answers nor times anything
+    /// out until [`resume`](Self::resume)d — an outage as its clients see it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused member (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {sig} etcd failed");
+    }
+
     /// The member's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()

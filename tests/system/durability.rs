@@ -118,3 +118,68 @@ fn every_acknowledged_submission_survives_a_kill_9() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn an_agent_cut_off_from_every_master_kills_its_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut procs = Procs::default();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    procs.add("master", master(d, "master", port, &[]).0);
+    let agent_addr = d.join("agent.addr");
+    let log = d.join("agent.log");
+    let mut agent = crate::harness::spawn(
+        &[
+            "agent",
+            "--master",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--resources",
+            "cpus:2,mem:2GiB,disk:1GiB",
+            "--work-dir",
+            &d.join("agent").display().to_string(),
+            "--addr-file",
+            &agent_addr.display().to_string(),
+            "--orphan-timeout",
+            "2s",
+        ],
+        &log,
+    );
+    crate::harness::wait_for_addr(&agent_addr, &mut agent, &log);
+    procs.add("agent", agent);
+    let hello = d.join("hello.wasm");
+    std::fs::write(&hello, wasmesos_builtin::HELLO_TASK).unwrap();
+    let hello = hello.display().to_string();
+    let r = wasmesos(
+        Some(&url),
+        &["submit", &hello, "--", "--sleep-ms", "600000"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let task = format!("{}.1", r.stdout.trim());
+    eventually("the task to run", || {
+        let t = wasmesos(Some(&url), &["task", "show", &task]);
+        t.stdout.contains("RUNNING").then_some(())
+    });
+
+    // The master goes away for good: after 2 s the agent stops the task
+    // rather than let it run beside a retry elsewhere.
+    procs.kill("master");
+    eventually("the agent to kill its orphaned task", || {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        log.contains("no master reachable").then_some(())
+    });
+    let task_dir = std::fs::read_dir(d.join("agent").join("tasks"))
+        .unwrap()
+        .flatten()
+        .map(|fw| fw.path().join(&task))
+        .find(|p| p.exists())
+        .expect("the task's directory");
+    // Its directory is marked ended (the agent's janitor uses the mark).
+    eventually("the task's end to be recorded", || {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        (log.contains(&task) && log.contains("KILLED")).then_some(())
+    });
+    assert!(task_dir.exists());
+}

@@ -141,3 +141,51 @@ fn a_bad_store_url_is_refused_before_anything_starts() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_leader_cut_off_from_etcd_steps_down_and_leads_again_when_it_is_back() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = crate::procs::free_port();
+    let (a, url) = ha_master(d, "master-a", &etcd, port);
+    let mut procs = Procs::default();
+    procs.add("a", a);
+    procs.add("agent", agent(d, "agent", &url));
+    eventually("the agent", || {
+        wasmesos(Some(&url), &["agents"])
+            .stdout
+            .contains("ACTIVE")
+            .then_some(())
+    });
+    let hello = d.join("hello.wasm");
+    std::fs::write(&hello, wasmesos_builtin::HELLO_TASK).unwrap();
+    let hello = hello.display().to_string();
+    let r = wasmesos(Some(&url), &["submit", &hello, "--wait"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // etcd freezes for longer than the lease: the leader cannot renew it
+    // and steps down on its own clock, without waiting for etcd to say so.
+    etcd.pause();
+    let log = d.join("master-a.log");
+    eventually("the leader to step down", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("stopped leading").then_some(())
+    });
+    etcd.resume();
+
+    // Back: it leads again (a new epoch), the agent returns, work runs.
+    let status = eventually("the master to lead again", || {
+        let r = wasmesos(Some(&url), &["status"]);
+        (r.code == 0 && r.stdout.contains("(epoch 2,")).then_some(r)
+    });
+    assert!(status.stdout.contains(&url), "{status:?}");
+    eventually("the agent to come back", || {
+        wasmesos(Some(&url), &["agents"])
+            .stdout
+            .contains("ACTIVE")
+            .then_some(())
+    });
+    let r = wasmesos(Some(&url), &["submit", &hello, "--wait", "--", "again"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}

@@ -68,6 +68,11 @@ pub struct Args {
     /// How long a finished task's sandbox and logs are kept, e.g. 24h, 30m.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub retain_for: Duration,
+    /// Cut off from every master this long, kill this agent's tasks (keep
+    /// it below the master's --agent-timeout, after which they are LOST and
+    /// may run elsewhere).
+    #[arg(long, default_value = "45s", value_parser = parse_duration)]
+    pub orphan_timeout: Duration,
     #[command(flatten)]
     pub isolation: IsolationArgs,
 }
@@ -123,6 +128,7 @@ impl Args {
             max_age: self.retain_for,
         };
         cfg.hostname = self.hostname.clone();
+        cfg.orphan_timeout = self.orphan_timeout;
         self.isolation.apply(&mut cfg);
         cfg.attributes = self
             .attributes

@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Context;
 use wasmesos_master::MasterConfig;
 
@@ -71,29 +74,73 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--store {store:?}: expected etcd://HOST:PORT[,HOST:PORT…]");
     }
-    // A standby waits inside `start` until it leads; Ctrl-C must still work.
-    let master = tokio::select! {
-        m = wasmesos_master::start(args.config(data_dir.clone())) => {
-            m.context("the master could not start")?
-        }
-        _ = interrupted() => return Ok(ExitCode::SUCCESS),
-    };
+    if let Some(url) = &args.store {
+        // Fail fast on a wrong address; later outages are waited out below.
+        let endpoints = wasmesos_store::EtcdStore::parse_url(url)?;
+        wasmesos_store::EtcdStore::connect(&endpoints)
+            .await
+            .context("the master could not start")?;
+    }
     let state = match &args.store {
         Some(store) => format!("store {store}, cache in {}", data_dir.display()),
         None => format!("state in {}", data_dir.display()),
     };
-    eprintln!("wasmesos master leading on {} ({state})", master.advertise);
-    let stopper = tokio::spawn({
-        let shutdown = master_shutdown(&master);
-        async move {
-            interrupted().await;
-            shutdown();
+    loop {
+        // A standby waits inside `start` until it leads; Ctrl-C must still work.
+        let started = tokio::select! {
+            m = wasmesos_master::start(args.config(data_dir.clone())) => m,
+            _ = interrupted() => return Ok(ExitCode::SUCCESS),
+        };
+        let master = match started {
+            Ok(m) => m,
+            Err(e) if args.store.is_some() => {
+                // etcd unreachable (or the standby's watch broke): try again.
+                eprintln!("wasmesos master: {e}; trying again");
+                if pause_or_interrupt().await {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                continue;
+            }
+            Err(e) => return Err(e).context("the master could not start"),
+        };
+        eprintln!("wasmesos master leading on {} ({state})", master.advertise);
+        let interrupted_flag = Arc::new(AtomicBool::new(false));
+        let stopper = tokio::spawn({
+            let shutdown = master_shutdown(&master);
+            let flag = interrupted_flag.clone();
+            async move {
+                interrupted().await;
+                flag.store(true, Ordering::SeqCst);
+                shutdown();
+            }
+        });
+        let result = master.wait().await;
+        stopper.abort();
+        if interrupted_flag.load(Ordering::SeqCst) {
+            result.context("the master stopped")?;
+            return Ok(ExitCode::SUCCESS);
         }
-    });
-    let result = master.wait().await;
-    stopper.abort();
-    result.context("the master stopped")?;
-    Ok(ExitCode::SUCCESS)
+        match result {
+            Ok(()) => return Ok(ExitCode::SUCCESS),
+            // With a shared store another master takes over; this one
+            // stands by to lead again rather than exit.
+            Err(e) if args.store.is_some() => {
+                eprintln!("wasmesos master stopped leading: {e}; standing by");
+                if pause_or_interrupt().await {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Err(e) => return Err(e).context("the master stopped"),
+        }
+    }
+}
+
+/// Waits a second before trying again; true if interrupted meanwhile.
+async fn pause_or_interrupt() -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+        _ = interrupted() => true,
+    }
 }
 
 /// A function that asks `master` to stop.
