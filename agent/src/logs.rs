@@ -9,6 +9,9 @@ use wasmesos_runtime::{CancellationToken, LogFollower, LogStart};
 
 use crate::tasks::{LogSource, TaskManager};
 
+/// How long a log request waits for a task the agent does not know yet.
+const UNKNOWN_TASK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Serves one request until done or cancelled.
 pub async fn serve(
     tasks: TaskManager,
@@ -54,7 +57,16 @@ async fn serve_stream(
     } else {
         LogStart::Beginning
     };
-    let follower = match tasks.log_source(&req.framework_id, &req.task_id, stream) {
+    // A client may ask for a task's logs as soon as the master has stored
+    // its launch, which can reach this agent a moment after the request:
+    // give an unknown task a little time to appear.
+    let mut source = tasks.log_source(&req.framework_id, &req.task_id, stream);
+    let deadline = tokio::time::Instant::now() + UNKNOWN_TASK_GRACE;
+    while source.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        source = tasks.log_source(&req.framework_id, &req.task_id, stream);
+    }
+    let follower = match source {
         Some(LogSource::Live(file)) if req.follow => Ok(file.follow(start)),
         Some(LogSource::Live(file)) => {
             // A snapshot: what was written so far, then the end.
