@@ -121,15 +121,18 @@ impl StandbyServer {
     }
 
     /// Stops serving and waits until the listener is closed.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         // Open streams (an agent retrying) must not keep the port: give the
-        // graceful shutdown a moment, then drop everything.
-        if tokio::time::timeout(Duration::from_secs(2), self.task)
+        // graceful shutdown a moment, then abort the server, which closes
+        // the listener and every connection with it.
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
             .await
             .is_err()
         {
-            tracing::debug!("standby server did not stop in time; dropped");
+            tracing::debug!("standby server did not stop in time; aborted");
+            self.task.abort();
+            let _ = (&mut self.task).await;
         }
     }
 }
