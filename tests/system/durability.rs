@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::harness::{eventually, wasmesos};
-use crate::procs::{Procs, agent, free_port, master};
+use crate::procs::{Procs, agent, free_port, hello, master};
 
 #[test]
 fn every_acknowledged_submission_survives_a_kill_9() {
@@ -18,9 +18,7 @@ fn every_acknowledged_submission_survives_a_kill_9() {
     let mut procs = Procs::default();
     procs.add("master", master(d, "master", port, &[]).0);
     procs.add("agent", agent(d, "agent", &url));
-    let hello = d.join("hello.wasm");
-    std::fs::write(&hello, wasmesos_builtin::HELLO_TASK).unwrap();
-    let hello = hello.display().to_string();
+    let hello = hello(d);
 
     // Four submitters in a burst, each recording what was acknowledged.
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -149,9 +147,7 @@ fn an_agent_cut_off_from_every_master_kills_its_tasks() {
     );
     crate::harness::wait_for_addr(&agent_addr, &mut agent, &log);
     procs.add("agent", agent);
-    let hello = d.join("hello.wasm");
-    std::fs::write(&hello, wasmesos_builtin::HELLO_TASK).unwrap();
-    let hello = hello.display().to_string();
+    let hello = hello(d);
     let r = wasmesos(
         Some(&url),
         &["submit", &hello, "--", "--sleep-ms", "600000"],

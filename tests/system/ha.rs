@@ -7,7 +7,7 @@
 use wasmesos_testkit::Etcd;
 
 use crate::harness::{eventually, wasmesos};
-use crate::procs::{Procs, agent, master};
+use crate::procs::{Procs, agent, hello, master, wait_for_agent};
 
 fn ha_master(
     dir: &std::path::Path,
@@ -48,14 +48,9 @@ fn a_standby_takes_over_when_the_leader_dies() {
     );
 
     procs.add("agent", agent(d, "agent", &both));
-    eventually("the agent to register with the leader", || {
-        let r = wasmesos(Some(&both), &["agents"]);
-        r.stdout.contains("ACTIVE").then_some(())
-    });
+    wait_for_agent(&both, "the agent to register with the leader");
 
-    let hello = d.join("hello.wasm");
-    std::fs::write(&hello, wasmesos_builtin::HELLO_TASK).unwrap();
-    let hello = hello.display().to_string();
+    let hello = hello(d);
     let before = wasmesos(
         Some(&both),
         &["submit", &hello, "--wait", "--name", "before"],
@@ -80,10 +75,7 @@ fn a_standby_takes_over_when_the_leader_dies() {
         (r.code == 0 && r.stdout.contains(&format!("master      {b_url}"))).then_some(r)
     });
     assert!(status.stdout.contains("(epoch 2,"), "{status:?}");
-    eventually("the agent to re-register with the new leader", || {
-        let r = wasmesos(Some(&both), &["agents"]);
-        r.stdout.contains("ACTIVE").then_some(())
-    });
+    wait_for_agent(&both, "the agent to re-register with the new leader");
 
     // Everything stored is there: the finished task, the waiting job in
     // the scheduler's state, and the module (its bytes fetched from etcd).
@@ -152,15 +144,8 @@ fn a_leader_cut_off_from_etcd_steps_down_and_leads_again_when_it_is_back() {
     let mut procs = Procs::default();
     procs.add("a", a);
     procs.add("agent", agent(d, "agent", &url));
-    eventually("the agent", || {
-        wasmesos(Some(&url), &["agents"])
-            .stdout
-            .contains("ACTIVE")
-            .then_some(())
-    });
-    let hello = d.join("hello.wasm");
-    std::fs::write(&hello, wasmesos_builtin::HELLO_TASK).unwrap();
-    let hello = hello.display().to_string();
+    wait_for_agent(&url, "the agent");
+    let hello = hello(d);
     let r = wasmesos(Some(&url), &["submit", &hello, "--wait"]);
     assert_eq!(r.code, 0, "{r:?}");
 
@@ -180,12 +165,7 @@ fn a_leader_cut_off_from_etcd_steps_down_and_leads_again_when_it_is_back() {
         (r.code == 0 && r.stdout.contains("(epoch 2,")).then_some(r)
     });
     assert!(status.stdout.contains(&url), "{status:?}");
-    eventually("the agent to come back", || {
-        wasmesos(Some(&url), &["agents"])
-            .stdout
-            .contains("ACTIVE")
-            .then_some(())
-    });
+    wait_for_agent(&url, "the agent to come back");
     let r = wasmesos(Some(&url), &["submit", &hello, "--wait", "--", "again"]);
     assert_eq!(r.code, 0, "{r:?}");
 }

@@ -101,11 +101,17 @@ pub fn spawn(args: &[&str], log: &Path) -> Child {
 }
 
 fn stop(child: &mut Child) {
+    stop_within(child, Duration::from_secs(10));
+}
+
+/// Asks a process to stop (SIGTERM), and kills it if it has not within
+/// `patience`.
+pub fn stop_within(child: &mut Child, patience: Duration) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .stderr(Stdio::null())
         .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + patience;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return;

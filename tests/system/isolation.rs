@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::{eventually, spawn, wait_for_addr, wasmesos};
 use wasmesos_runtime::cgroups::CgroupTree;
@@ -22,20 +22,9 @@ fn agent_cgroups(pid: u32) -> Result<Vec<PathBuf>, String> {
     Ok(dirs)
 }
 
+/// Agents in cgroup mode remove their cgroups as they stop: more time.
 fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .stderr(Stdio::null())
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    crate::harness::stop_within(child, Duration::from_secs(20));
 }
 
 struct Procs {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Child;
 
-use crate::harness::{spawn, wait_for_addr};
+use crate::harness::{eventually, spawn, wait_for_addr, wasmesos};
 
 /// Processes killed when the test ends, however it ends; by name, so a test
 /// can kill one and start it again.
@@ -96,4 +96,21 @@ pub fn agent(dir: &Path, name: &str, masters: &str) -> Child {
     );
     wait_for_addr(&addr_file, &mut child, &log);
     child
+}
+
+/// Waits until the master at `url` lists an ACTIVE agent.
+pub fn wait_for_agent(url: &str, what: &str) {
+    eventually(what, || {
+        wasmesos(Some(url), &["agents"])
+            .stdout
+            .contains("ACTIVE")
+            .then_some(())
+    });
+}
+
+/// The bundled hello task written into `dir`; its path.
+pub fn hello(dir: &Path) -> String {
+    let path = dir.join("hello.wasm");
+    std::fs::write(&path, wasmesos_builtin::HELLO_TASK).unwrap();
+    path.display().to_string()
 }

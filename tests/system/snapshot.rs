@@ -4,8 +4,8 @@
 
 use wasmesos_testkit::Etcd;
 
-use crate::harness::{eventually, wasmesos};
-use crate::procs::{Procs, agent, master};
+use crate::harness::wasmesos;
+use crate::procs::{Procs, agent, hello, master, wait_for_agent};
 
 /// What a restored cluster must show: the finished task, the waiting job in
 /// the jobs scheduler's state, the deployed framework, and a module whose
@@ -36,15 +36,8 @@ fn a_snapshot_restores_into_embedded_and_etcd_stores() {
     let (m, url) = master(d, "master", 0, &[]);
     procs.add("master", m);
     procs.add("agent", agent(d, "agent", &url));
-    eventually("the agent", || {
-        wasmesos(Some(&url), &["agents"])
-            .stdout
-            .contains("ACTIVE")
-            .then_some(())
-    });
-    let hello = d.join("hello.wasm");
-    std::fs::write(&hello, wasmesos_builtin::HELLO_TASK).unwrap();
-    let hello = hello.display().to_string();
+    wait_for_agent(&url, "the agent");
+    let hello = hello(d);
     let jobs = d.join("jobs.wasm");
     std::fs::write(&jobs, wasmesos_builtin::JOBS_SCHEDULER).unwrap();
     let r = wasmesos(
