@@ -201,9 +201,13 @@ pub struct PoolingConfig {
     pub max_tables: u32,
     /// Elements of any one table.
     pub max_table_elements: usize,
-    /// Bytes of each linear memory slot kept resident (zeroed by `memset`
-    /// rather than returned to the kernel) when a task ends: makes the next
-    /// small task cheaper at the price of RSS.
+    /// Bytes of each linear memory (and table) slot kept resident (reset
+    /// by copying rather than returned to the kernel) when a task ends: the
+    /// next task in the slot takes no page faults there and the end costs
+    /// no `madvise`. 64 KiB (the default) more than doubled the rate of
+    /// trivial launches (see BENCHMARKS.md); the price is RSS, at most this
+    /// much per slot ever used (with `PAGEMAP_SCAN`, only the pages a task
+    /// touched).
     pub memory_keep_resident: usize,
 }
 
@@ -217,7 +221,7 @@ impl PoolingConfig {
             max_core_instances: max_tasks.saturating_mul(4),
             max_tables: max_tasks.saturating_mul(4),
             max_table_elements: 20_000,
-            memory_keep_resident: 0,
+            memory_keep_resident: 64 * KIB as usize,
         }
     }
 }
@@ -313,7 +317,13 @@ pub(crate) fn build_engine(
                 .total_tables(pool.max_tables.max(pool.max_tasks))
                 .table_elements(pool.max_table_elements)
                 .max_memory_size(slot)
-                .linear_memory_keep_resident(pool.memory_keep_resident);
+                .linear_memory_keep_resident(pool.memory_keep_resident)
+                .table_keep_resident(pool.memory_keep_resident)
+                // Reset only the pages a task touched (Linux 6.7+; where the
+                // kernel lacks it, the whole kept prefix is reset), so a
+                // freed slot keeps resident only what its task used of the
+                // first `memory_keep_resident` bytes.
+                .pagemap_scan(wasmtime::Enabled::Auto);
             wt.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
         }
         None => {
