@@ -3,10 +3,17 @@
 //!
 //! A task is a future that tokio may poll on any worker thread, so CPU time
 //! is charged per poll: the calling thread's CPU clock
-//! (`CLOCK_THREAD_CPUTIME_ID`) is read before and after every poll of the
+//! (`CLOCK_THREAD_CPUTIME_ID`) is read before and after a poll of the
 //! task's call into WebAssembly (host functions such as WASI run inside
 //! those polls and count; work WASI hands to tokio's blocking pool, such as
-//! file reads, does not).
+//! file reads, does not). That clock is a system call (about 2 µs each on
+//! this kind of VM, a fifth of a trivial task's whole launch), so a task
+//! starts out charged the wall time of its polls, read from the vDSO
+//! clock, and switches to the thread clock for good once a poll takes
+//! longer than [`PRECISE_AFTER`]. A short poll's wall time is its CPU time
+//! unless the thread was preempted inside it; the one poll that reveals a
+//! long-running task is charged its wall time, so a task is overcharged by
+//! at most one poll (one epoch tick, as a busy task yields at every tick).
 //!
 //! The quota is a token bucket, the in-process equivalent of a cgroup's
 //! `cpu.max`: a task earns `cpus` seconds of CPU per second of wall time, may
@@ -23,6 +30,10 @@ use std::pin::{Pin, pin};
 use std::task::ready;
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
+
+/// Polls shorter than this are charged their wall time until a longer one
+/// makes the meter read the thread's CPU clock around every poll.
+pub(crate) const PRECISE_AFTER: Duration = Duration::from_micros(200);
 
 /// CPU time used by the calling thread so far.
 pub(crate) fn thread_cpu_time() -> Duration {
@@ -80,6 +91,9 @@ pub(crate) struct CpuMeter {
     used: Duration,
     throttled: Duration,
     bucket: Option<Bucket>,
+    /// Whether polls are measured with the thread CPU clock (after one
+    /// took longer than [`PRECISE_AFTER`]) rather than by wall time.
+    precise: bool,
 }
 
 #[derive(Debug)]
@@ -97,6 +111,7 @@ impl CpuMeter {
         CpuMeter {
             used: Duration::ZERO,
             throttled: Duration::ZERO,
+            precise: false,
             bucket: quota.map(|q| {
                 let capacity = q.per_period().as_nanos() as i128;
                 Bucket {
@@ -157,9 +172,18 @@ pub(crate) async fn accounted<F: Future>(call: F, meter: &mut CpuMeter) -> F::Ou
                 None => break,
             }
         }
-        let before = thread_cpu_time();
+        let started = Instant::now();
+        let before = meter.precise.then(thread_cpu_time);
         let polled = call.as_mut().poll(cx);
-        meter.charge(thread_cpu_time().saturating_sub(before));
+        let used = match before {
+            Some(before) => thread_cpu_time().saturating_sub(before),
+            None => {
+                let wall = started.elapsed();
+                meter.precise = wall >= PRECISE_AFTER;
+                wall
+            }
+        };
+        meter.charge(used);
         polled
     })
     .await
