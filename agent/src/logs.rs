@@ -71,7 +71,10 @@ async fn serve_stream(
         Some(LogSource::Live(file)) => {
             // A snapshot: what was written so far, then the end.
             file.flush();
-            LogFollower::open(file.path(), start)
+            match file.path() {
+                Some(path) => LogFollower::open(path, start),
+                None => Ok(file.follow(start)),
+            }
         }
         Some(LogSource::File(path)) => LogFollower::open(&path, start),
         Some(LogSource::Growing(path, ended)) if req.follow => {

@@ -356,7 +356,7 @@ impl TaskManager {
                 let run_spec = RunSpec {
                     args,
                     env,
-                    sandbox: sandbox.clone(),
+                    sandbox: Some(sandbox.clone()),
                     mem_bytes: resources.mem_bytes,
                     fuel,
                     cpu: CpuQuota::from_milli(resources.cpus_milli),
@@ -383,8 +383,8 @@ impl TaskManager {
                         args,
                         env,
                         sandbox: sandbox.clone(),
-                        stdout: stdout.path().to_path_buf(),
-                        stderr: stderr.path().to_path_buf(),
+                        stdout: dir.join("stdout"),
+                        stderr: dir.join("stderr"),
                         log_bytes: stdout.cap(),
                         mem_bytes: resources.mem_bytes,
                         fuel,
@@ -483,9 +483,11 @@ impl TaskManager {
                 LogStream::Stderr => &e.stderr,
                 _ => &e.stdout,
             };
-            return Some(match &e.external_logs {
-                Some(ended) => LogSource::Growing(log.path().to_path_buf(), ended.subscribe()),
-                None => LogSource::Live(log.clone()),
+            return Some(match (&e.external_logs, log.path()) {
+                (Some(ended), Some(path)) => {
+                    LogSource::Growing(path.to_path_buf(), ended.subscribe())
+                }
+                _ => LogSource::Live(log.clone()),
             });
         }
         let name = if stream == LogStream::Stderr {

@@ -152,7 +152,7 @@ async fn sleepers(n: usize, dir: &Path) {
         let spec = RunSpec {
             args: vec!["sleeper".into()],
             env: Vec::new(),
-            sandbox: sandbox.clone(),
+            sandbox: Some(sandbox.clone()),
             mem_bytes: 1 << 20,
             fuel: None,
             cpu: None,
@@ -296,7 +296,7 @@ impl Bench {
             let spec = RunSpec {
                 args: vec!["hello".into()],
                 env: Vec::new(),
-                sandbox: self.sandbox.clone(),
+                sandbox: Some(self.sandbox.clone()),
                 mem_bytes: 16 << 20,
                 fuel: None,
                 cpu: None,

@@ -12,6 +12,10 @@
 //! filesystem (many recent deletions) a slow one. A missing log file reads
 //! as an empty log. Followers read the flushed part from the file and the
 //! rest from the buffer, so they see every byte as soon as it is written.
+//!
+//! A log can also live only in memory ([`LogFile::in_memory`], at most
+//! 1 MiB): for callers that read a task's output back themselves and
+//! want no file, such as `wasmesos bench runtime`'s bare launches.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -67,7 +71,8 @@ pub struct LogFile {
 }
 
 struct Shared {
-    path: PathBuf,
+    /// `None`: an in-memory log, never flushed.
+    path: Option<PathBuf>,
     cap: u64,
     state: Mutex<State>,
     progress: watch::Sender<Progress>,
@@ -105,20 +110,30 @@ impl LogFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        Ok(LogFile::with_path(Some(path.to_path_buf()), cap))
+    }
+
+    /// A log kept in memory only, at most `cap` bytes (and at most 1 MiB):
+    /// no file is ever made; followers read it while it is alive.
+    pub fn in_memory(cap: u64) -> LogFile {
+        LogFile::with_path(None, cap.min(MAX_PENDING as u64))
+    }
+
+    fn with_path(path: Option<PathBuf>, cap: u64) -> LogFile {
         let (progress, _) = watch::channel(Progress::default());
-        Ok(LogFile {
+        LogFile {
             shared: Arc::new(Shared {
-                path: path.to_path_buf(),
+                path,
                 cap,
                 state: Mutex::new(State::default()),
                 progress,
             }),
-        })
+        }
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.shared.path
+    /// The file's path; `None` for an in-memory log.
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.path.as_deref()
     }
 
     /// The most bytes this log keeps.
@@ -172,7 +187,7 @@ impl LogFile {
         let progress = self.shared.progress.subscribe();
         let len = progress.borrow().len;
         LogFollower {
-            path: self.shared.path.clone(),
+            path: self.shared.path.clone().unwrap_or_default(),
             shared: Arc::downgrade(&self.shared),
             progress: Some(progress),
             offset: start.resolve(len),
@@ -211,13 +226,16 @@ impl Shared {
     }
 
     fn flush_locked(&self, st: &mut State) {
+        let Some(path) = &self.path else {
+            return;
+        };
         if st.pending.is_empty() {
             return;
         }
         let written = OpenOptions::new()
             .append(true)
             .create(true)
-            .open(&self.path)
+            .open(path)
             .and_then(|mut f| f.write_all(&st.pending));
         match written {
             Ok(()) => {
@@ -231,7 +249,7 @@ impl Shared {
                 // refuses, the buffer is bounded by MAX_PENDING.
                 if !st.warned {
                     st.warned = true;
-                    tracing::warn!(path = %self.path.display(), error = %e, "cannot append to task log");
+                    tracing::warn!(path = %path.display(), error = %e, "cannot append to task log");
                 }
             }
         }
@@ -452,6 +470,24 @@ mod tests {
 
         let from = LogFollower::open(&path, LogStart::Offset(19_998)).unwrap();
         assert_eq!(from.read_to_end().await.unwrap(), b"yy");
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_log_caps_counts_and_follows_without_a_file() {
+        let log = LogFile::in_memory(20_000);
+        assert_eq!(log.path(), None);
+        let early = log.follower();
+        log.write(b"hello ");
+        log.write(&[b'x'; 30_000]);
+        assert_eq!(log.kept(), 20_000);
+        assert_eq!(log.dropped(), 10_006);
+        log.flush();
+        log.close();
+        let all = early.read_to_end().await.unwrap();
+        assert_eq!(all.len(), 20_000);
+        assert!(all.starts_with(b"hello xxx"));
+        // Never more than the buffer's 1 MiB, whatever the cap.
+        assert_eq!(LogFile::in_memory(u64::MAX).cap(), MAX_PENDING as u64);
     }
 
     #[tokio::test]

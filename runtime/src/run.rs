@@ -34,8 +34,9 @@ pub struct RunSpec {
     /// The environment, exactly: nothing is inherited from the agent.
     pub env: Vec<(String, String)>,
     /// The task's only filesystem, preopened as `/` (so `foo` and `/foo`
-    /// both resolve inside it). The caller creates it.
-    pub sandbox: PathBuf,
+    /// both resolve inside it). The caller creates it. `None`: the task
+    /// has no filesystem at all (every path fails to open).
+    pub sandbox: Option<PathBuf>,
     /// Cap on linear memories plus tables (clamped to the runtime's
     /// `max_memory_bytes`).
     pub mem_bytes: u64,

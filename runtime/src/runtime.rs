@@ -217,7 +217,7 @@ impl Runtime {
         let mut wasi = wasi_builder(&World {
             args: &args,
             env: &env,
-            sandbox: &sandbox,
+            sandbox: sandbox.as_deref(),
             stdout: &stdout,
             stderr: &stderr,
         })?;

@@ -70,7 +70,7 @@ impl HasLimits for ComponentState {
 pub(crate) struct World<'a> {
     pub(crate) args: &'a [String],
     pub(crate) env: &'a [(String, String)],
-    pub(crate) sandbox: &'a Path,
+    pub(crate) sandbox: Option<&'a Path>,
     pub(crate) stdout: &'a LogFile,
     pub(crate) stderr: &'a LogFile,
 }
@@ -86,11 +86,13 @@ pub(crate) fn wasi_builder(world: &World<'_>) -> Result<WasiCtxBuilder, RuntimeE
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .initial_cwd("/");
-    b.preopened_dir(world.sandbox, "/", FsPerms::ReadWrite)
-        .map_err(|e| RuntimeError::Sandbox {
-            path: world.sandbox.to_path_buf(),
-            reason: format!("{e:#}"),
-        })?;
+    if let Some(sandbox) = world.sandbox {
+        b.preopened_dir(sandbox, "/", FsPerms::ReadWrite)
+            .map_err(|e| RuntimeError::Sandbox {
+                path: sandbox.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
+    }
     Ok(b)
 }
 

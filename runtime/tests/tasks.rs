@@ -190,11 +190,14 @@ async fn follower_sees_output_while_running_and_ends_with_the_task() {
     assert_eq!(task.await.unwrap().exit, Exit::Exited(0));
 
     // A finished log read back from disk, whole or its tail.
-    let from_disk = wasmesos_runtime::LogFollower::open(dir.stdout.path(), LogStart::Tail(7))
-        .unwrap()
-        .read_to_end()
-        .await
-        .unwrap();
+    let from_disk = wasmesos_runtime::LogFollower::open(
+        dir.stdout.path().expect("a file log"),
+        LogStart::Tail(7),
+    )
+    .unwrap()
+    .read_to_end()
+    .await
+    .unwrap();
     assert_eq!(from_disk, b"second\n");
 }
 
@@ -537,6 +540,21 @@ async fn paths_outside_the_sandbox_do_not_open() {
 }
 
 #[tokio::test]
+async fn a_task_without_a_sandbox_has_no_filesystem() {
+    let rt = runtime();
+    let program = compile(&rt, &module(OPEN_ARG));
+    for path in ["inside.txt", "/", "/etc/passwd"] {
+        let dir = TaskDir::new();
+        std::fs::write(dir.sandbox().join("inside.txt"), b"ok").unwrap();
+        let mut spec = dir.spec(&["open", path]);
+        spec.sandbox = None;
+        let outcome = run(&rt, &program, spec).await;
+        let code = outcome.exit.exit_code().expect("exits with the errno");
+        assert_ne!(code, 0, "{path} opened without a filesystem");
+    }
+}
+
+#[tokio::test]
 async fn files_created_by_the_task_land_in_its_sandbox() {
     let rt = runtime();
     // O_CREAT, rights fd_write; then write "made" to the new fd.
@@ -567,7 +585,7 @@ async fn a_missing_sandbox_is_the_agents_error() {
     let program = compile(&rt, &module(r#"(func (export "_start"))"#));
     let dir = TaskDir::new();
     let mut spec = dir.spec(&["task"]);
-    spec.sandbox = dir.root.path().join("nope");
+    spec.sandbox = Some(dir.root.path().join("nope"));
     match rt.instantiate(&program, spec).await {
         Err(InstantiateError::Runtime(RuntimeError::Sandbox { .. })) => {}
         other => panic!("expected a sandbox error, got {other:?}"),

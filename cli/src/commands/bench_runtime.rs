@@ -4,10 +4,11 @@
 //!
 //! - launch: instantiate + run of a trivial WASI task that writes "hi" to
 //!   stdout, one after another on one task thread (the agent's task pool
-//!   with one worker): *bare* (a shared sandbox, logs made before the
-//!   clock) and *sandbox* (a task directory, its sandbox and log files made
-//!   per task, as the agent does), on the epoch-only engine and on the fuel
-//!   engine;
+//!   with one worker): *bare* (no filesystem, logs kept in memory: the
+//!   runtime's own cost) and *sandbox* (a task directory, its sandbox and
+//!   log files made per task, as the agent does; its figures depend on
+//!   the filesystem under `$TMPDIR`), on the epoch-only engine and on the
+//!   fuel engine;
 //! - fuel: compute-heavy code (a hash loop, a recursive function) on the
 //!   fuel engine against the epoch-only engine, as CPU time per run;
 //! - executor: the same trivial task through the agent's executor pool
@@ -332,21 +333,15 @@ struct Launch {
 }
 
 impl Launch {
-    /// Runs `n` tasks; per task, the latency of making its directory and
-    /// logs (if `per_task_dirs`) plus instantiating and running it.
+    /// Runs `n` tasks; per task, the latency of making its directory,
+    /// sandbox and log files (if `per_task_dirs`; otherwise it has no
+    /// filesystem and its logs stay in memory) plus instantiating and
+    /// running it.
     async fn rows(self, n: usize, per_task_dirs: bool) -> anyhow::Result<Latencies> {
-        let shared = self.scratch.join("sandbox");
         static ROWS: AtomicUsize = AtomicUsize::new(0);
         let dirs = self
             .scratch
             .join(format!("tasks-{}", ROWS.fetch_add(1, Ordering::Relaxed)));
-        let mut prepared = Vec::new();
-        if !per_task_dirs {
-            for i in 0..n {
-                prepared.push(logs(&self.scratch.join("logs"), i)?);
-            }
-            prepared.reverse();
-        }
         let started = Instant::now();
         let mut each = Vec::with_capacity(n);
         for i in 0..n {
@@ -354,10 +349,10 @@ impl Launch {
             let (sandbox, (stdout, stderr)) = if per_task_dirs {
                 let dir = dirs.join(i.to_string());
                 std::fs::create_dir_all(dir.join("sandbox"))?;
-                (dir.join("sandbox"), logs(&dir, 0)?)
+                (Some(dir.join("sandbox")), logs(&dir, 0)?)
             } else {
-                let pair = prepared.pop().expect("prepared logs");
-                (shared.clone(), pair)
+                let log = || LogFile::in_memory(1 << 20);
+                (None, (log(), log()))
             };
             let spec = RunSpec {
                 args: vec!["hi".into()],
@@ -383,7 +378,6 @@ impl Launch {
         }
         let wall = started.elapsed();
         let _ = std::fs::remove_dir_all(&dirs);
-        let _ = std::fs::remove_dir_all(self.scratch.join("logs"));
         Ok(Latencies { each, wall })
     }
 }
@@ -444,7 +438,7 @@ impl Launch {
         let spec = RunSpec {
             args: vec!["compute".into()],
             env: Vec::new(),
-            sandbox: self.scratch.join("sandbox"),
+            sandbox: Some(self.scratch.join("sandbox")),
             mem_bytes: 16 << 20,
             fuel: (self.program.metering() == Metering::Fuel).then_some(1 << 62),
             cpu: None,

@@ -170,7 +170,7 @@ async fn run<W: AsyncWrite + Unpin>(
     let spec = RunSpec {
         args: request.args,
         env: request.env,
-        sandbox: request.sandbox,
+        sandbox: Some(request.sandbox),
         mem_bytes: request.mem_bytes,
         fuel: request.fuel,
         cpu: None,

@@ -142,7 +142,7 @@ impl TaskDir {
         RunSpec {
             args: args.iter().map(|a| a.to_string()).collect(),
             env: Vec::new(),
-            sandbox: self.sandbox(),
+            sandbox: Some(self.sandbox()),
             mem_bytes: 16 << 20,
             fuel: None,
             cpu: None,
