@@ -29,15 +29,21 @@ etcd --name b --data-dir "$work/etcd" \
   --initial-cluster "b=http://127.0.0.1:$pport" >"$work/etcd.log" 2>&1 &
 until curl -fs "http://127.0.0.1:$cport/health" >/dev/null 2>&1; do sleep 0.1; done
 
+# Both masters keep the same admin and agent tokens valid (the first to
+# lead generates them); the CLI and the agent use them.
+export WASMESOS_ADMIN_TOKEN_FILE="$work/admin.token" WASMESOS_AGENT_TOKEN_FILE="$work/agent.token"
+export WASMESOS_TOKEN_FILE="$WASMESOS_ADMIN_TOKEN_FILE" WASMESOS_CONFIG="$work/config.toml"
 start_master() { # name port
   "$bin" master --store "etcd://127.0.0.1:$cport" --listen "127.0.0.1:$2" --data-dir "$work/$1" \
     --leader-ttl "$ttl" >>"$work/$1.log" 2>&1 &
   echo $! >"$work/$1.pid"
 }
-start_master m1 "$p1"; sleep 1; start_master m2 "$p2"
+start_master m1 "$p1"
+until [ -s "$WASMESOS_AGENT_TOKEN_FILE" ]; do sleep 0.1; done
+start_master m2 "$p2"
 export WASMESOS_MASTER="http://127.0.0.1:$p1,http://127.0.0.1:$p2"
 "$bin" agent --master "$WASMESOS_MASTER" --listen 127.0.0.1:0 --resources cpus:2,mem:2GiB,disk:1GiB \
-  --work-dir "$work/agent" >"$work/agent.log" 2>&1 &
+  --work-dir "$work/agent" --token-file "$WASMESOS_AGENT_TOKEN_FILE" >"$work/agent.log" 2>&1 &
 until "$bin" agents 2>/dev/null | grep -q ACTIVE; do sleep 0.1; done
 hello="$work/hello.wasm"
 cp target/guests/wasm32-wasip1/release/hello.wasm "$hello"

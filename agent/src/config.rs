@@ -15,6 +15,9 @@ use crate::retention::RetentionPolicy;
 pub struct AgentConfig {
     /// Masters to dial, tried in turn (`http://host:port`).
     pub masters: Vec<String>,
+    /// The agent token it attaches with (see `wasmesos master`'s
+    /// `agent.token`).
+    pub token: wasmesos_api::Bearer,
     /// The agent's own listener (health and metrics).
     pub listen: SocketAddr,
     /// Written with the bound address once listening.
@@ -93,6 +96,7 @@ impl AgentConfig {
     pub fn new(master: &str, listen: SocketAddr, resources: Resources, work_dir: PathBuf) -> Self {
         Self {
             masters: vec![master.to_string()],
+            token: wasmesos_api::Bearer::default(),
             listen,
             addr_file: None,
             resources,

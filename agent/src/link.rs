@@ -203,7 +203,7 @@ impl Session<'_> {
             .connect()
             .await
             .map_err(|e| self.unreachable(source_chain(&e)))?;
-        let mut client = AgentLinkClient::new(channel)
+        let mut client = AgentLinkClient::new(self.cfg.token.clone().wrap(channel))
             .max_decoding_message_size(16 << 20)
             .max_encoding_message_size(16 << 20);
         let mut ident = self.identity.load().map_err(SessionError::Identity)?;

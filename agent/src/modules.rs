@@ -7,16 +7,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tonic::transport::Channel;
 use wasmesos_api::proto::FetchModuleRequest;
 use wasmesos_api::proto::agent_link_client::AgentLinkClient;
-use wasmesos_api::{Digest, TenantId};
+use wasmesos_api::{AuthedChannel, Digest, TenantId};
 use wasmesos_runtime::{Metering, Program, Runtime};
 
 pub struct ModuleCache {
     dir: PathBuf,
     runtime: Runtime,
-    client: Mutex<Option<AgentLinkClient<Channel>>>,
+    client: Mutex<Option<AgentLinkClient<AuthedChannel>>>,
     locks: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -37,7 +36,7 @@ impl ModuleCache {
     }
 
     /// Where modules are fetched from (the current master).
-    pub fn set_client(&self, client: Option<AgentLinkClient<Channel>>) {
+    pub fn set_client(&self, client: Option<AgentLinkClient<AuthedChannel>>) {
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = client;
     }
 

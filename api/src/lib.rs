@@ -10,10 +10,12 @@
 //!   [`parse_resources`] for the CLI's human-friendly forms (`4GiB`,
 //!   `cpus:2,mem:4GiB`).
 //! - [`Principal`]: who a request is made by; every object has a tenant.
+//! - [`Bearer`]: the token every client call carries.
 //! - [`Digest`]: content addresses of modules (`sha256:<hex>`).
 //!
 //! Every other crate depends on this one; it depends on none of them.
 
+mod bearer;
 mod digest;
 mod ids;
 mod principal;
@@ -21,9 +23,10 @@ mod resources;
 mod size;
 mod state;
 
+pub use bearer::{AuthedChannel, Bearer, InvalidToken};
 pub use digest::{Digest, DigestError, Hasher};
 pub use ids::{AgentId, FrameworkId, IdError, JobId, OfferId, TaskId, TenantId};
-pub use principal::Principal;
+pub use principal::{Kind as PrincipalKind, Principal};
 pub use resources::{ParseResourcesError, Resources, parse_resources};
 pub use size::{ParseSizeError, format_size, parse_size};
 pub use state::{job_state_name, task_state_name};

@@ -1,26 +1,71 @@
-//! Connecting to the master, with errors a person can act on.
+//! Connecting to the master as someone, with errors a person can act on.
 
 use std::time::Duration;
 
 use anyhow::anyhow;
-use tonic::transport::{Channel, Endpoint};
-use wasmesos_api::DEFAULT_MASTER;
+use tonic::transport::Endpoint;
 use wasmesos_api::proto::GetStatusRequest;
 use wasmesos_api::proto::master_client::MasterClient;
+use wasmesos_api::{AuthedChannel, Bearer, DEFAULT_MASTER};
 
-/// `--master`, shared by every client command.
+use crate::config::CliConfig;
+
+/// A client of the master's API.
+pub type Client = MasterClient<AuthedChannel>;
+
+/// `--master` and `--token-file`, shared by every client command.
 #[derive(clap::Args, Clone, Debug)]
 pub struct MasterArg {
     /// The master's address; several, comma-separated, for a highly
-    /// available cluster (standbys point the way to the leader).
-    #[arg(long, env = "WASMESOS_MASTER", default_value = DEFAULT_MASTER)]
-    pub master: String,
+    /// available cluster (standbys point the way to the leader). Default:
+    /// the CLI's config file's, else http://127.0.0.1:5050.
+    #[arg(long, env = "WASMESOS_MASTER")]
+    pub master: Option<String>,
+    /// A file holding the bearer token to call with. Default: the
+    /// WASMESOS_TOKEN variable, else the CLI's config file's token (which
+    /// `wasmesos up` writes).
+    #[arg(long, env = "WASMESOS_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl MasterArg {
+    /// The master address(es) to dial.
+    pub fn masters(&self) -> anyhow::Result<String> {
+        if let Some(m) = &self.master {
+            return Ok(m.clone());
+        }
+        Ok(CliConfig::load()?
+            .master
+            .unwrap_or_else(|| DEFAULT_MASTER.to_string()))
+    }
+
+    /// The token to call with, if any is configured.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow!("cannot read the token file {}: {e}", path.display()))?;
+            return Ok(Some(text.trim().to_string()));
+        }
+        if let Ok(token) = std::env::var("WASMESOS_TOKEN")
+            && !token.trim().is_empty()
+        {
+            return Ok(Some(token.trim().to_string()));
+        }
+        Ok(CliConfig::load()?.token)
+    }
+}
+
+/// A connected client of the leading master, calling as the configured
+/// token's principal.
+pub async fn connect(arg: &MasterArg) -> anyhow::Result<Client> {
+    connect_as(&arg.masters()?, arg.token()?.as_deref()).await
 }
 
 /// A connected client of the leading master. `masters` is one address or
 /// several, comma-separated: each is tried in turn, and a standby's answer
 /// (which names the leader) is followed.
-pub async fn connect(masters: &str) -> anyhow::Result<MasterClient<Channel>> {
+pub async fn connect_as(masters: &str, token: Option<&str>) -> anyhow::Result<Client> {
+    let bearer = Bearer::new(token)?;
     let mut queue: std::collections::VecDeque<String> = masters
         .split(',')
         .map(str::trim)
@@ -38,7 +83,7 @@ pub async fn connect(masters: &str) -> anyhow::Result<MasterClient<Channel>> {
         if !tried.insert(master.clone()) {
             continue;
         }
-        let mut client = match connect_one(&master).await {
+        let mut client = match connect_one(&master, bearer.clone()).await {
             Ok(client) => client,
             Err(e) => {
                 failures.push(e);
@@ -73,7 +118,7 @@ pub async fn connect(masters: &str) -> anyhow::Result<MasterClient<Channel>> {
 /// The response header in which a standby names the leader.
 const LEADER_HEADER: &str = "wasmesos-leader";
 
-async fn connect_one(master: &str) -> anyhow::Result<MasterClient<Channel>> {
+async fn connect_one(master: &str, bearer: Bearer) -> anyhow::Result<Client> {
     let unreachable = |reason: String| {
         anyhow!("cannot reach master at {master}: is it running? try `wasmesos up` ({reason})")
     };
@@ -87,7 +132,7 @@ async fn connect_one(master: &str) -> anyhow::Result<MasterClient<Channel>> {
         .connect()
         .await
         .map_err(|e| unreachable(cause(&e)))?;
-    Ok(MasterClient::new(channel)
+    Ok(MasterClient::new(bearer.wrap(channel))
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20))
 }
@@ -109,6 +154,15 @@ pub fn failed(status: tonic::Status) -> anyhow::Error {
         tonic::Code::Unavailable if status.message().contains("transport") => {
             anyhow!("lost the connection to the master: {}", status.message())
         }
+        tonic::Code::Unauthenticated => anyhow!(
+            "not signed in: {} (give a token with --token-file or WASMESOS_TOKEN; `wasmesos up` saves its admin token in {})",
+            status.message(),
+            CliConfig::path().map_or_else(
+                || "the CLI's config file".to_string(),
+                |p| p.display().to_string()
+            )
+        ),
+        tonic::Code::PermissionDenied => anyhow!("permission denied: {}", status.message()),
         _ => anyhow!("{}", status.message()),
     }
 }

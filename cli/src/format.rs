@@ -108,17 +108,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration '{text}': expected e.g. 500ms, 30s, 5m or 2h"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("invalid duration '{text}': expected e.g. 500ms, 30s, 5m, 2h or 7d")
+    })?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
+        "d" => value * 86400.0,
         "h" => value * 3600.0,
         _ => {
             return Err(format!(
-                "invalid duration '{text}': expected e.g. 500ms, 30s, 5m or 2h"
+                "invalid duration '{text}': expected e.g. 500ms, 30s, 5m, 2h or 7d"
             ));
         }
     };
@@ -153,6 +154,7 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
         assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86400);
+        assert!(parse_duration("5w").is_err());
     }
 }

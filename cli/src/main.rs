@@ -6,6 +6,7 @@
 
 mod client;
 mod commands;
+mod config;
 mod format;
 
 use std::process::ExitCode;
@@ -53,6 +54,16 @@ enum Command {
     Task(commands::task::Args),
     /// The master's status.
     Status(commands::status::Args),
+    /// Act on tenants (create).
+    Tenant(commands::tenant::Args),
+    /// List tenants and their roles.
+    Tenants(commands::tenant::ListArgs),
+    /// Issue or revoke a bearer token.
+    Token(commands::token::Args),
+    /// List tokens (never their secrets).
+    Tokens(commands::token::ListArgs),
+    /// Who the configured token is: principal, tenant, roles.
+    Whoami(commands::token::WhoAmIArgs),
     /// Save the cluster's state to a file, or restore one into an empty store.
     Snapshot(commands::snapshot::Args),
     /// Measure submit latency and queued-job throughput on a running cluster.
@@ -99,6 +110,11 @@ fn main() -> ExitCode {
             Command::Logs(a) => commands::logs::run(a).await,
             Command::Task(a) => commands::task::run(a).await,
             Command::Status(a) => commands::status::run(a).await,
+            Command::Tenant(a) => commands::tenant::run(a).await,
+            Command::Tenants(a) => commands::tenant::list(a).await,
+            Command::Token(a) => commands::token::run(a).await,
+            Command::Tokens(a) => commands::token::list(a).await,
+            Command::Whoami(a) => commands::token::whoami(a).await,
             Command::Snapshot(a) => commands::snapshot::run(a).await,
             Command::Bench(a) => commands::bench::run(a).await,
             Command::Executor(_) => unreachable!("run before the runtime is built"),

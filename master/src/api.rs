@@ -29,6 +29,7 @@ pub struct MasterService {
     pub modules: ModuleStore,
     pub logs: LogRouter,
     pub host: SchedHost,
+    pub registry: std::sync::Arc<crate::tenancy::Registry>,
 }
 
 fn module_status(e: ModuleError) -> Status {
@@ -323,7 +324,7 @@ impl Master for MasterService {
         request: Request<proto::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let who = principal(&request)?;
-        if !who.operator {
+        if !who.is_operator() {
             return Err(Status::permission_denied(
                 "only operators may take a snapshot of the whole cluster",
             ));
@@ -488,6 +489,106 @@ impl Master for MasterService {
             })
             .await?;
         Ok(Response::new(response))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<proto::WhoAmIRequest>,
+    ) -> Result<Response<proto::WhoAmIResponse>, Status> {
+        let who = principal(&request)?;
+        let kind = match who.kind {
+            wasmesos_api::PrincipalKind::Operator => proto::TokenKind::Operator,
+            wasmesos_api::PrincipalKind::Tenant => proto::TokenKind::Tenant,
+            wasmesos_api::PrincipalKind::Agent => proto::TokenKind::Agent,
+        };
+        Ok(Response::new(proto::WhoAmIResponse {
+            roles: self.registry.roles_of(&who).unwrap_or_default(),
+            name: who.name,
+            tenant: who.tenant.to_string(),
+            kind: kind as i32,
+        }))
+    }
+
+    async fn create_tenant(
+        &self,
+        request: Request<proto::CreateTenantRequest>,
+    ) -> Result<Response<proto::Tenant>, Status> {
+        let who = principal(&request)?;
+        let request = request.into_inner();
+        let tenant = self
+            .core
+            .ask(|reply| CoreMsg::CreateTenant {
+                principal: who,
+                request,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(tenant))
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<proto::ListTenantsRequest>,
+    ) -> Result<Response<proto::ListTenantsResponse>, Status> {
+        let who = principal(&request)?;
+        let tenants = self
+            .registry
+            .tenants()
+            .into_iter()
+            .filter(|t| who.is_operator() || t.name == who.tenant.as_str())
+            .collect();
+        Ok(Response::new(proto::ListTenantsResponse { tenants }))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<proto::CreateTokenRequest>,
+    ) -> Result<Response<proto::CreateTokenResponse>, Status> {
+        let who = principal(&request)?;
+        let request = request.into_inner();
+        let created = self
+            .core
+            .ask(|reply| CoreMsg::CreateToken {
+                principal: who,
+                request,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(created))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<proto::ListTokensRequest>,
+    ) -> Result<Response<proto::ListTokensResponse>, Status> {
+        let who = principal(&request)?;
+        let only = request.into_inner().tenant;
+        let tokens = self
+            .registry
+            .tokens()
+            .into_iter()
+            .filter(|t| who.is_operator() || t.tenant == who.tenant.as_str())
+            .filter(|t| only.is_empty() || t.tenant == only)
+            .map(crate::core::public_token)
+            .collect();
+        Ok(Response::new(proto::ListTokensResponse { tokens }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<proto::RevokeTokenRequest>,
+    ) -> Result<Response<proto::Token>, Status> {
+        let who = principal(&request)?;
+        let id = request.into_inner().id;
+        let token = self
+            .core
+            .ask(|reply| CoreMsg::RevokeToken {
+                principal: who,
+                id,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(token))
     }
 }
 

@@ -44,6 +44,11 @@ pub struct MasterConfig {
     pub max_module_bytes: u64,
     /// Deploy the built-in jobs framework at start.
     pub builtin_jobs: bool,
+    /// An operator token is kept valid here (generated on first start, mode
+    /// 0600): how a fresh cluster's first user gets in. `None`: none.
+    pub admin_token_file: Option<PathBuf>,
+    /// The same for a token agents attach with (the cluster's join token).
+    pub agent_token_file: Option<PathBuf>,
 }
 
 impl MasterConfig {
@@ -53,7 +58,6 @@ impl MasterConfig {
             listen,
             advertise: None,
             addr_file: None,
-            data_dir,
             store: None,
             leader_ttl: Duration::from_secs(10),
             allocation_interval: Duration::from_secs(1),
@@ -65,6 +69,9 @@ impl MasterConfig {
             schedhost: SchedHostConfig::default(),
             max_module_bytes: 256 << 20,
             builtin_jobs: true,
+            admin_token_file: Some(data_dir.join("admin.token")),
+            agent_token_file: Some(data_dir.join("agent.token")),
+            data_dir,
         }
     }
 }

@@ -16,11 +16,11 @@ pub fn check_deploy(req: &mut proto::DeployFrameworkRequest) -> Result<(), Statu
     // Names and roles become parts of store keys and of ids: same rules.
     FrameworkId::new(req.name.clone())
         .map_err(|e| Status::invalid_argument(format!("framework name: {e}")))?;
-    if req.role.is_empty() {
-        req.role = "default".to_string();
+    // An empty role is the caller's tenant's first (filled by the core).
+    if !req.role.is_empty() {
+        FrameworkId::new(req.role.clone())
+            .map_err(|e| Status::invalid_argument(format!("role: {e}")))?;
     }
-    FrameworkId::new(req.role.clone())
-        .map_err(|e| Status::invalid_argument(format!("role: {e}")))?;
     if !req.weight.is_finite() || req.weight < 0.0 {
         return Err(Status::invalid_argument(format!(
             "weight must be a positive number, got {}",

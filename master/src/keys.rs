@@ -16,6 +16,8 @@
 //! | `tasks/<tenant>/<framework>/<task>` | [`proto::Task`](wasmesos_api::proto::Task) |
 //! | `modules/<tenant>/<hex digest>` | [`proto::Module`](wasmesos_api::proto::Module); bytes live in the blob directory |
 //! | `blobs/<hex digest>/<n>` | on a shared store (etcd) only: the module's bytes in chunks, so that any master can serve them |
+//! | `tenants/<tenant>` | [`proto::Tenant`](wasmesos_api::proto::Tenant): its roles |
+//! | `tokens/<token id>` | [`proto::Token`](wasmesos_api::proto::Token): owner, kind, expiry, revocation, the secret's SHA-256 |
 //! | `masters/<advertise address>` | on a shared store: each running master (leader or standby), on its lease |
 
 use wasmesos_api::{AgentId, Digest, FrameworkId, JobId, TaskId, TenantId};
@@ -39,6 +41,19 @@ pub const ROLES: &str = "roles/";
 /// path segments.
 pub fn role(name: &str) -> String {
     format!("{ROLES}{name}")
+}
+
+pub const TENANTS: &str = "tenants/";
+
+pub fn tenant(name: &TenantId) -> String {
+    format!("{TENANTS}{name}")
+}
+
+pub const TOKENS: &str = "tokens/";
+
+/// Token ids are 12 hex digits (checked when parsed).
+pub fn token(id: &str) -> String {
+    format!("{TOKENS}{id}")
 }
 
 pub const FRAMEWORKS: &str = "frameworks/";

@@ -36,6 +36,7 @@ mod resolve;
 pub mod snapshot;
 mod standby;
 mod task_list;
+mod tenancy;
 mod watch;
 
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch as watch_channel;
+use wasmesos_api::proto;
 use wasmesos_api::proto::agent_link_server::AgentLinkServer;
 use wasmesos_api::proto::master_server::MasterServer;
 use wasmesos_schedhost::SchedHost;
@@ -88,6 +90,8 @@ pub enum MasterError {
     Modules(std::io::Error),
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Credentials(#[from] tenancy::BootstrapError),
     #[error("cannot write the address file {path}: {source}")]
     AddrFile {
         path: String,
@@ -234,6 +238,16 @@ pub async fn start_with_store(
     let modules = ModuleStore::open(&config.data_dir, committer.clone(), config.max_module_bytes)
         .map_err(MasterError::Modules)?;
     let logs = LogRouter::default();
+    let registry = Arc::new(tenancy::load(&committer).await?);
+    for (file, kind) in [
+        (&config.admin_token_file, proto::TokenKind::Operator),
+        (&config.agent_token_file, proto::TokenKind::Agent),
+    ] {
+        if let Some(path) = file {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            tenancy::ensure_token_file(&path, kind, &registry, &committer).await?;
+        }
+    }
     let (shutdown, shutdown_rx) = watch_channel::channel(false);
 
     let cfg = Arc::new(config);
@@ -246,6 +260,7 @@ pub async fn start_with_store(
             epoch,
             advertise: advertise.clone(),
             counters: Default::default(),
+            registry: registry.clone(),
         },
         shutdown_rx.clone(),
     )
@@ -258,6 +273,7 @@ pub async fn start_with_store(
             modules: modules.clone(),
             logs: logs.clone(),
             host: host.clone(),
+            registry: registry.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE),
@@ -277,9 +293,13 @@ pub async fn start_with_store(
             core,
             committer.clone(),
             logs,
+            registry.clone(),
             shutdown_rx.clone(),
         )))
-        .layer(axum::middleware::from_fn(auth::resolve_principal));
+        .layer(axum::middleware::from_fn_with_state(
+            registry,
+            auth::resolve_principal,
+        ));
 
     // Small messages (launches, acks, heartbeats) must not wait for Nagle
     // and delayed ACKs: that alone adds ~40 ms to a submit.

@@ -26,7 +26,7 @@ pub async fn visible_frameworks(
     core: &CoreHandle,
     principal: &Principal,
 ) -> Result<Vec<proto::Framework>, Status> {
-    let tenant = (!principal.operator).then(|| principal.tenant.clone());
+    let tenant = (!principal.is_operator()).then(|| principal.tenant.clone());
     core.query(|reply| Query::Frameworks(tenant, reply)).await
 }
 
@@ -131,7 +131,7 @@ pub async fn find_job(
     job_id: &JobId,
 ) -> Result<Option<(TenantId, proto::Job)>, Status> {
     let mut tenants: Vec<TenantId> = vec![principal.tenant.clone()];
-    if principal.operator {
+    if principal.is_operator() {
         for f in frameworks {
             if let Ok(t) = TenantId::new(f.tenant.clone())
                 && !tenants.contains(&t)

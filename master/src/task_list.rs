@@ -45,7 +45,7 @@ pub async fn list_tasks(
     req: proto::ListTasksRequest,
     extra: &Extra,
 ) -> Result<proto::ListTasksResponse, Status> {
-    let prefix = if who.operator {
+    let prefix = if who.is_operator() {
         keys::TASKS.to_string()
     } else {
         keys::tasks_of(&who.tenant)
@@ -102,7 +102,7 @@ pub async fn list_tasks(
     }
     let mut queued = Vec::new();
     if req.include_queued && req.page_token.is_empty() {
-        let prefix = if who.operator {
+        let prefix = if who.is_operator() {
             keys::JOBS.to_string()
         } else {
             keys::jobs_of(&who.tenant)

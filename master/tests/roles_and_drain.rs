@@ -8,17 +8,16 @@ use std::path::Path;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::Code;
-use tonic::transport::Channel;
 use wasmesos_api::proto::agent_link_client::AgentLinkClient;
 use wasmesos_api::proto::master_client::MasterClient;
 use wasmesos_api::proto::{
     self, AgentMessage, DrainAgentRequest, ListAgentsRequest, ListRolesRequest, RegisterAgent,
     ResourceLimits, SetRoleRequest, UndrainAgentRequest, agent_message, master_message,
 };
-use wasmesos_api::{Resources, parse_resources};
+use wasmesos_api::{AuthedChannel, Bearer, Resources, parse_resources};
 use wasmesos_master::{MasterConfig, RunningMaster};
 
-async fn start(dir: &Path) -> (RunningMaster, MasterClient<Channel>) {
+async fn start(dir: &Path) -> (RunningMaster, MasterClient<AuthedChannel>) {
     let mut cfg = MasterConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
     cfg.builtin_jobs = false;
     // A stopped master's store closes once its last connection task ends.
@@ -33,14 +32,24 @@ async fn start(dir: &Path) -> (RunningMaster, MasterClient<Channel>) {
             Err(e) => panic!("master does not start: {e}"),
         }
     };
-    let client = MasterClient::connect(format!("http://{}", master.addr))
-        .await
-        .expect("client connects");
+    let client = MasterClient::new(channel(master.addr, &dir.join("admin.token")).await);
     (master, client)
 }
 
+/// A channel to `addr` whose calls carry the token in `token_file` (a
+/// master writes its admin and agent tokens into its data dir).
+async fn channel(addr: std::net::SocketAddr, token_file: &Path) -> AuthedChannel {
+    let token = std::fs::read_to_string(token_file).expect("the master wrote its token");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("client connects");
+    Bearer::new(Some(&token)).unwrap().wrap(channel)
+}
+
 /// Stops `master`; `client` goes first, so no connection holds it open.
-async fn stop(master: RunningMaster, client: MasterClient<Channel>) {
+async fn stop(master: RunningMaster, client: MasterClient<AuthedChannel>) {
     drop(client);
     master.shutdown();
     master.wait().await.expect("master stops cleanly");
@@ -50,7 +59,7 @@ fn res(text: &str) -> Option<proto::Resources> {
     Some((&parse_resources(text).unwrap()).into())
 }
 
-async fn role(client: &mut MasterClient<Channel>, name: &str) -> Option<proto::Role> {
+async fn role(client: &mut MasterClient<AuthedChannel>, name: &str) -> Option<proto::Role> {
     let roles = client.list_roles(ListRolesRequest {}).await.unwrap();
     roles
         .into_inner()
@@ -75,13 +84,12 @@ impl Drop for FakeAgent {
 
 /// Registers a fake agent offering `total`, reserving `reserved`.
 async fn attach(
+    dir: &Path,
     addr: std::net::SocketAddr,
     total: &str,
     reserved: &[(&str, &str)],
 ) -> Result<FakeAgent, tonic::Status> {
-    let mut link = AgentLinkClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let mut link = AgentLinkClient::new(channel(addr, &dir.join("agent.token")).await);
     let (tx, rx) = mpsc::unbounded_channel();
     tx.send(AgentMessage {
         msg: Some(agent_message::Msg::Register(RegisterAgent {
@@ -202,13 +210,24 @@ async fn an_agent_drains_undrains_and_stays_drained_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (master, mut client) = start(dir.path()).await;
 
-    let too_much = attach(master.addr, "cpus:2,mem:2GiB", &[("db", "cpus:4")]).await;
+    let too_much = attach(
+        dir.path(),
+        master.addr,
+        "cpus:2,mem:2GiB",
+        &[("db", "cpus:4")],
+    )
+    .await;
     let status = too_much.expect_err("reserving more than it has is refused");
     assert!(status.message().contains("reserves"), "{status:?}");
 
-    let fake = attach(master.addr, "cpus:2,mem:2GiB", &[("db", "cpus:1,mem:1GiB")])
-        .await
-        .expect("attached");
+    let fake = attach(
+        dir.path(),
+        master.addr,
+        "cpus:2,mem:2GiB",
+        &[("db", "cpus:1,mem:1GiB")],
+    )
+    .await
+    .expect("attached");
     let agent = fake.id.clone();
     let drained = client
         .drain_agent(DrainAgentRequest {

@@ -17,6 +17,8 @@ export async function api(path) {
   const res = await fetch('/api/v1/' + path, { headers: { accept: 'application/json' } });
   let body = null;
   try { body = await res.json(); } catch { /* not JSON */ }
+  // Signed out (the session's token expired or was revoked): sign in again.
+  if (res.status === 401) location.assign('/login');
   if (!res.ok) throw new ApiError(res.status, body?.error?.message || res.statusText);
   return body;
 }
@@ -82,3 +84,6 @@ export function go(path, params = {}) {
 window.addEventListener('hashchange', route);
 live.start(document.getElementById('live'));
 route();
+api('whoami').then((w) => {
+  document.getElementById('whoami').textContent = w.tenant === 'default' ? w.name : `${w.name} · ${w.tenant}`;
+}).catch(() => { /* shown by the page itself */ });

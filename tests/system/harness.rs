@@ -39,9 +39,61 @@ impl std::fmt::Debug for Run {
     }
 }
 
+/// The credentials every cluster of this test run uses: an admin and an
+/// agent token, generated once per test process into files that every
+/// master is told to accept (`WASMESOS_ADMIN_TOKEN_FILE`,
+/// `WASMESOS_AGENT_TOKEN_FILE`), every agent attaches with, and every CLI
+/// call carries (`WASMESOS_TOKEN_FILE`). The CLI's config file points into
+/// the same directory, so no test reads or writes the user's.
+pub struct Credentials {
+    pub dir: PathBuf,
+    pub admin_file: PathBuf,
+    pub agent_file: PathBuf,
+    pub admin_token: String,
+}
+
+pub fn credentials() -> &'static Credentials {
+    static CREDS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
+    CREDS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wasmesos-test-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("credentials directory");
+        let token = || {
+            use std::io::Read;
+            let mut bytes = [0u8; 38];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .expect("random bytes");
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("wsm_{}_{}", &hex[..12], &hex[12..])
+        };
+        let admin_token = token();
+        let admin_file = dir.join("admin.token");
+        let agent_file = dir.join("agent.token");
+        std::fs::write(&admin_file, &admin_token).expect("admin token file");
+        std::fs::write(&agent_file, token()).expect("agent token file");
+        Credentials {
+            dir,
+            admin_file,
+            agent_file,
+            admin_token,
+        }
+    })
+}
+
+/// Gives a `wasmesos` command this test run's credentials.
+pub fn with_credentials(cmd: &mut Command) -> &mut Command {
+    let c = credentials();
+    cmd.env("WASMESOS_ADMIN_TOKEN_FILE", &c.admin_file)
+        .env("WASMESOS_AGENT_TOKEN_FILE", &c.agent_file)
+        .env("WASMESOS_TOKEN_FILE", &c.admin_file)
+        .env("WASMESOS_CONFIG", c.dir.join("config.toml"))
+        .env_remove("WASMESOS_TOKEN")
+}
+
 /// Runs `wasmesos ARGS` against `master` (None: no master configured).
 pub fn wasmesos(master: Option<&str>, args: &[&str]) -> Run {
     let mut cmd = Command::new(bin());
+    with_credentials(&mut cmd);
     cmd.args(args).env_remove("WASMESOS_MASTER");
     if let Some(m) = master {
         cmd.env("WASMESOS_MASTER", m);
@@ -88,7 +140,7 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// Spawns `wasmesos ARGS` with its stderr in `log`.
 pub fn spawn(args: &[&str], log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("log file");
-    Command::new(bin())
+    with_credentials(&mut Command::new(bin()))
         .args(args)
         .env(
             "RUST_LOG",

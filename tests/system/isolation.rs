@@ -155,7 +155,7 @@ fn tasks_run_in_executors_under_cgroups() {
         r.stdout.contains("line 3").then_some(r)
     });
     assert!(logs.stdout.contains("line 1"), "{logs:?}");
-    let follower = Command::new(crate::harness::bin())
+    let follower = crate::harness::with_credentials(&mut Command::new(crate::harness::bin()))
         .args(["logs", &task, "--follow", "--master", &master_url])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -25,12 +25,13 @@ fn a_running_task_can_be_followed_and_killed() {
     assert!(logs.stdout.contains("line 1"), "{logs:?}");
 
     // A follower ends when the task does.
-    let follower = std::process::Command::new(crate::harness::bin())
-        .args(["logs", &task, "--follow", "--master", &c.master])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let follower =
+        crate::harness::with_credentials(&mut std::process::Command::new(crate::harness::bin()))
+            .args(["logs", &task, "--follow", "--master", &c.master])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
     let kill = c.run(&["task", "kill", &task]);
     assert_eq!(kill.code, 0, "{kill:?}");
     c.wait_for_state(&task, "KILLED");

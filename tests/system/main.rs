@@ -19,4 +19,5 @@ mod python;
 mod roles;
 mod snapshot;
 mod submit;
+mod tenancy;
 mod ui;

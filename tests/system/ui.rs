@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, PATIENCE};
+use crate::harness::{Cluster, PATIENCE, credentials};
 use crate::procs::free_port;
 
 /// What a hostile task prints (as its arguments, which `hello` echoes).
@@ -82,7 +82,8 @@ fn api(master: &str, path: &str) -> Value {
     let mut tcp = TcpStream::connect(addr).expect("connecting to the master");
     write!(
         tcp,
-        "GET /api/v1/{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET /api/v1/{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n",
+        credentials().admin_token
     )
     .unwrap();
     let mut raw = String::new();
@@ -215,7 +216,50 @@ fn ui_pages_in_a_real_browser() {
     });
 }
 
+/// Signing in: a page asked for without a session goes to the sign-in
+/// page; a wrong token is refused there with the reason (as text); the
+/// admin token signs in.
+async fn sign_in(b: &Browser) {
+    b.open("").await;
+    let deadline = Instant::now() + PATIENCE;
+    while !b
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .starts_with("/login")
+    {
+        assert!(Instant::now() < deadline, "not sent to the sign-in page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let submit = |token: String| async move {
+        let field = b
+            .client
+            .find(Locator::Css("#token"))
+            .await
+            .expect("a token field");
+        field.send_keys(&token).await.unwrap();
+        b.client
+            .find(Locator::Css("#login button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    };
+    submit(format!("wsm_000000000000_{}", "0".repeat(64))).await;
+    let refused = b
+        .text_until("#error", |t| t.contains("unknown token"))
+        .await;
+    assert!(refused.contains("000000000000"), "{refused}");
+    b.screenshot("sign-in-refused").await;
+    submit(credentials().admin_token.clone()).await;
+    b.text_until("#whoami", |t| t.contains("admin")).await;
+}
+
 async fn pages(b: &Browser, c: &Cluster, hostile: &str, sleeper: &str) {
+    sign_in(b).await;
     // Overview: the same figures as the API and the CLI.
     b.open("").await;
     let summary = api(&c.master, "summary");

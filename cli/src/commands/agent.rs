@@ -28,6 +28,11 @@ pub struct Args {
     /// The agent's own address (health and state); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:5051")]
     pub listen: SocketAddr,
+    /// A file holding the cluster's agent token (a master writes one to
+    /// <its data dir>/agent.token; `wasmesos token create --kind agent`
+    /// issues more).
+    #[arg(long, env = "WASMESOS_AGENT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// What to offer, e.g. cpus:2,mem:4GiB,disk:10GiB,gpus:1 (default: this
     /// machine's cpus, its memory less 1 GiB, 10 GiB of disk).
     #[arg(long, value_parser = resources_arg)]
@@ -148,7 +153,17 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         return super::agent_drain::run(action).await;
     }
     init_logging();
-    let cfg = args.config();
+    let mut cfg = args.config();
+    let Some(token_file) = &args.token_file else {
+        anyhow::bail!(
+            "an agent needs the cluster's agent token: give --token-file PATH \
+             (a master writes one to <its data dir>/agent.token)"
+        );
+    };
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("cannot read the agent token file {}", token_file.display()))?;
+    cfg.token = wasmesos_api::Bearer::new(Some(&token))
+        .with_context(|| format!("{} holds no token", token_file.display()))?;
     let work_dir = cfg.work_dir.clone();
     let agent = wasmesos_agent::start(cfg)
         .await

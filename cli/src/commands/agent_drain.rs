@@ -40,7 +40,7 @@ pub async fn run(action: Action) -> anyhow::Result<ExitCode> {
             deadline,
             master,
         } => {
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let agent = client
                 .drain_agent(DrainAgentRequest {
                     agent_id: id,
@@ -63,7 +63,7 @@ pub async fn run(action: Action) -> anyhow::Result<ExitCode> {
             }
         }
         Action::Undrain { id, master } => {
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let agent = client
                 .undrain_agent(UndrainAgentRequest { agent_id: id })
                 .await

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.master.master).await?;
+    let mut client = connect(&args.master).await?;
     let agents = client
         .list_agents(ListAgentsRequest {})
         .await
@@ -62,7 +62,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if table.len() == 0 {
         println!(
             "no agents: start one with `wasmesos agent --master {}`",
-            args.master.master
+            args.master.masters().unwrap_or_default()
         );
     } else {
         print!("{}", table.render());

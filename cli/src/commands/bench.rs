@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use futures::StreamExt;
-use tonic::transport::Channel;
-use wasmesos_api::proto::master_client::MasterClient;
 use wasmesos_api::proto::{
     JobEvent, JobSpec, JobState, Limits, ListTasksRequest, SubmitRequest, TaskSpec, TaskState,
     WatchJobRequest, job_event,
 };
 use wasmesos_api::{Resources, now_ms, parse_size};
 
+use crate::client::Client;
 use crate::client::{MasterArg, connect, failed};
 use crate::commands::submit::upload;
 
@@ -88,7 +87,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => std::fs::read(p).map_err(|e| anyhow!("cannot read {}: {e}", p.display()))?,
         None => wasmesos_builtin::HELLO_TASK.to_vec(),
     };
-    let mut client = connect(&args.master.master).await?;
+    let mut client = connect(&args.master).await?;
     let digest = upload(&mut client, &bytes, "bench.wasm").await?;
     let spec = JobSpec {
         name: "bench".into(),
@@ -105,7 +104,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!(
         "# wasmesos bench unix_ms={} master={} module={} cpus={} mem={}",
         now_ms(),
-        args.master.master,
+        args.master.masters()?,
         digest.short(),
         args.cpus,
         wasmesos_api::format_size(args.mem)
@@ -134,7 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn submit(client: &mut MasterClient<Channel>, spec: &JobSpec) -> anyhow::Result<String> {
+pub async fn submit(client: &mut Client, spec: &JobSpec) -> anyhow::Result<String> {
     Ok(client
         .submit(SubmitRequest {
             framework: String::new(),
@@ -148,11 +147,7 @@ pub async fn submit(client: &mut MasterClient<Channel>, spec: &JobSpec) -> anyho
 }
 
 /// One job at a time: submit → first output → end.
-async fn latency(
-    client: &mut MasterClient<Channel>,
-    spec: &JobSpec,
-    n: usize,
-) -> anyhow::Result<()> {
+async fn latency(client: &mut Client, spec: &JobSpec, n: usize) -> anyhow::Result<()> {
     let mut to_output = Vec::with_capacity(n);
     let mut to_end = Vec::with_capacity(n);
     for _ in 0..n {
@@ -215,7 +210,7 @@ pub struct Throughput {
 
 /// Many jobs queued at once.
 async fn throughput(
-    client: &MasterClient<Channel>,
+    client: &Client,
     spec: &JobSpec,
     n: usize,
     concurrency: usize,
@@ -235,7 +230,7 @@ async fn throughput(
 
 /// Submits `n` jobs, `concurrency` at a time, and waits for all to end.
 pub async fn measure_throughput(
-    client: &MasterClient<Channel>,
+    client: &Client,
     spec: &JobSpec,
     n: usize,
     concurrency: usize,
@@ -305,9 +300,7 @@ pub async fn measure_throughput(
     })
 }
 
-async fn all_tasks(
-    client: &mut MasterClient<Channel>,
-) -> anyhow::Result<Vec<wasmesos_api::proto::Task>> {
+async fn all_tasks(client: &mut Client) -> anyhow::Result<Vec<wasmesos_api::proto::Task>> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {

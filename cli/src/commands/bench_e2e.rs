@@ -27,7 +27,7 @@ use wasmesos_api::proto::{
 };
 use wasmesos_api::{Resources, parse_size};
 
-use crate::client::{connect, failed};
+use crate::client::{connect_as, failed};
 use crate::commands::bench::{measure_throughput, ms, submit};
 use crate::commands::submit::upload;
 
@@ -202,13 +202,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 &w.join(format!("agent-{i}")).display().to_string(),
                 "--addr-file",
                 &addr_file.display().to_string(),
+                "--token-file",
+                &w.join("master").join("agent.token").display().to_string(),
             ],
             &log,
         )?;
         wait_for_file(&addr_file, &mut agent, &log).await?;
         agents.push(agent);
     }
-    let mut client = connect(&url).await?;
+    let token = std::fs::read_to_string(w.join("master").join("admin.token"))?;
+    let mut client = connect_as(&url, Some(&token)).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let listed = client

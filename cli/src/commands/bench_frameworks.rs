@@ -14,19 +14,18 @@
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use tonic::transport::Channel;
-use wasmesos_api::proto::master_client::MasterClient;
 use wasmesos_api::proto::{
     DeployFrameworkRequest, GetFrameworkRequest, GetStatusRequest, JobSpec, ListTasksRequest,
     RemoveFrameworkRequest, SendMessageRequest, SubmitRequest, TaskState,
 };
 
+use crate::client::Client;
 use crate::client::failed;
 use crate::commands::submit::upload;
 
 const PREFIX: &str = "bench-fw-";
 
-async fn rss(client: &mut MasterClient<Channel>) -> anyhow::Result<u64> {
+async fn rss(client: &mut Client) -> anyhow::Result<u64> {
     Ok(client
         .get_status(GetStatusRequest {})
         .await
@@ -37,7 +36,7 @@ async fn rss(client: &mut MasterClient<Channel>) -> anyhow::Result<u64> {
 
 /// Runs the benchmark with `n` frameworks and `jobs_each` jobs per round.
 pub async fn run(
-    client: &mut MasterClient<Channel>,
+    client: &mut Client,
     spec: &JobSpec,
     scheduler: &[u8],
     n: usize,
@@ -144,7 +143,7 @@ pub async fn run(
 /// Submits `jobs_each` jobs to each framework of `which` and waits for all
 /// to end; returns how long that took.
 async fn round(
-    client: &mut MasterClient<Channel>,
+    client: &mut Client,
     spec: &JobSpec,
     which: std::ops::Range<usize>,
     jobs_each: usize,
@@ -209,7 +208,7 @@ async fn round(
 /// The medians, over the frameworks of `which`, of their p50 and p99
 /// callback times.
 async fn latencies(
-    client: &mut MasterClient<Channel>,
+    client: &mut Client,
     which: std::ops::Range<usize>,
 ) -> anyhow::Result<(u64, u64)> {
     let mut p50s = Vec::new();

@@ -31,8 +31,9 @@ pub enum Action {
         /// The framework's name (unique in your tenant).
         #[arg(long)]
         name: String,
-        /// The role whose share it draws from.
-        #[arg(long, default_value = "default")]
+        /// The role whose share it draws from (default: the tenant's
+        /// first role; "default" for operators).
+        #[arg(long, default_value = "")]
         role: String,
         /// The role's weight in fair sharing.
         #[arg(long, default_value = "1")]
@@ -104,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             config,
             master,
         } => {
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let digest = upload_component(&mut client, &component).await?;
             let started = std::time::Instant::now();
             let f = client
@@ -132,7 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             config,
             master,
         } => {
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let digest = upload_component(&mut client, &component).await?;
             let f = client
                 .upgrade_framework(UpgradeFrameworkRequest {
@@ -151,7 +152,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             lines,
             master,
         } => {
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let detail = client
                 .get_framework(GetFrameworkRequest { name })
                 .await
@@ -193,7 +194,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => Vec::new(),
             };
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let reply = client
                 .send_message(SendMessageRequest {
                     framework: name,
@@ -206,7 +207,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Action::Test(args) => return crate::commands::framework_test::run(args).await,
         Action::Remove { name, master } => {
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let r = client
                 .remove_framework(RemoveFrameworkRequest { name: name.clone() })
                 .await
@@ -222,7 +223,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn upload_component(
-    client: &mut wasmesos_api::proto::master_client::MasterClient<tonic::transport::Channel>,
+    client: &mut crate::client::Client,
     path: &PathBuf,
 ) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.master.master).await?;
+    let mut client = connect(&args.master).await?;
     let frameworks = client
         .list_frameworks(ListFrameworksRequest {})
         .await

@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.master.master).await?;
+    let mut client = connect(&args.master).await?;
     let stream = if args.stdout {
         LogStream::Stdout
     } else if args.stderr {

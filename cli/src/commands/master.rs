@@ -42,6 +42,33 @@ pub struct Args {
     /// longest a failover waits.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub leader_ttl: std::time::Duration,
+    #[command(flatten)]
+    pub tokens: TokenFiles,
+}
+
+/// Where a master keeps its bootstrap tokens (`master` and `up`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TokenFiles {
+    /// An operator token is kept valid in this file, generated (mode 0600)
+    /// if missing (default: <master data dir>/admin.token). Give masters
+    /// of one HA cluster the same file.
+    #[arg(long, env = "WASMESOS_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The same for the token agents attach with (default: <master data
+    /// dir>/agent.token).
+    #[arg(long, env = "WASMESOS_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<PathBuf>,
+}
+
+impl TokenFiles {
+    pub fn apply(&self, cfg: &mut MasterConfig) {
+        if let Some(f) = &self.admin_token_file {
+            cfg.admin_token_file = Some(f.clone());
+        }
+        if let Some(f) = &self.agent_token_file {
+            cfg.agent_token_file = Some(f.clone());
+        }
+    }
 }
 
 impl Args {
@@ -53,6 +80,7 @@ impl Args {
         cfg.max_module_bytes = self.max_module_size;
         cfg.store = self.store.clone();
         cfg.leader_ttl = self.leader_ttl;
+        self.tokens.apply(&mut cfg);
         cfg
     }
 }

@@ -21,6 +21,8 @@ pub mod status;
 pub mod submit;
 pub mod task;
 pub mod tasks;
+pub mod tenant;
+pub mod token;
 pub mod up;
 
 use std::path::PathBuf;

@@ -73,7 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         request.guarantee = Some((&guarantee).into());
         set_limit(&mut request, quota);
     }
-    let mut client = connect(&master.master).await?;
+    let mut client = connect(&master).await?;
     let role = client.set_role(request).await.map_err(failed)?.into_inner();
     println!(
         "role {}: weight {}, guarantee {}, limit {}",

@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.master.master).await?;
+    let mut client = connect(&args.master).await?;
     let roles = client
         .list_roles(ListRolesRequest {})
         .await

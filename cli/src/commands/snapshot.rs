@@ -57,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn save(file: PathBuf, master: MasterArg) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&master.master).await?;
+    let mut client = connect(&master).await?;
     let mut stream = client
         .snapshot(SnapshotRequest {})
         .await

@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.master.master).await?;
+    let mut client = connect(&args.master).await?;
     let s = client
         .get_status(GetStatusRequest {})
         .await

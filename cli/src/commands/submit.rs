@@ -8,14 +8,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use tonic::transport::Channel;
-use wasmesos_api::proto::master_client::MasterClient;
 use wasmesos_api::proto::{
     self, JobEvent, JobSpec, JobState, Limits, LogStream, ModuleHeader, PutModuleRequest,
     StatModuleRequest, SubmitRequest, TaskSpec, WatchJobRequest, job_event, put_module_request,
 };
 use wasmesos_api::{Digest, Resources, parse_size};
 
+use crate::client::Client;
 use crate::client::{MasterArg, connect, failed};
 use crate::format::parse_duration;
 
@@ -98,7 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let mut client = connect(&args.master.master).await?;
+    let mut client = connect(&args.master).await?;
     let digest = upload(&mut client, &bytes, &file_name).await?;
     let spec = JobSpec {
         name: args.name.clone().unwrap_or_default(),
@@ -144,11 +143,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Uploads `bytes` unless the master has them already; returns the digest.
-pub async fn upload(
-    client: &mut MasterClient<Channel>,
-    bytes: &[u8],
-    name: &str,
-) -> anyhow::Result<Digest> {
+pub async fn upload(client: &mut Client, bytes: &[u8], name: &str) -> anyhow::Result<Digest> {
     let digest = Digest::of(bytes);
     let known = client
         .stat_module(StatModuleRequest {
@@ -181,7 +176,7 @@ pub async fn upload(
 /// Follows a job to its end, passing its output to `sink`; returns the
 /// finished job.
 pub async fn wait(
-    client: &mut MasterClient<Channel>,
+    client: &mut Client,
     job_id: &str,
     sink: &mut dyn FnMut(LogStream, &[u8]),
 ) -> anyhow::Result<proto::Job> {

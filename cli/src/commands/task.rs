@@ -35,7 +35,7 @@ pub enum Action {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.action {
         Action::Kill { task, master } => {
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let r = client
                 .kill_task(KillTaskRequest {
                     task: Some(TaskRef { task: task.clone() }),
@@ -50,7 +50,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Action::Show { task, master } => {
-            let mut client = connect(&master.master).await?;
+            let mut client = connect(&master).await?;
             let t = client
                 .get_task(GetTaskRequest {
                     task: Some(TaskRef { task }),

@@ -34,7 +34,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             anyhow!("unknown state '{s}': one of staging, starting, running, finished, failed, killed, lost, error")
         })?,
     };
-    let mut client = connect(&args.master.master).await?;
+    let mut client = connect(&args.master).await?;
     let mut tasks: Vec<Task> = Vec::new();
     let mut queued = Vec::new();
     let mut page_token = String::new();

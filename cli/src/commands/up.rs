@@ -13,8 +13,9 @@ use wasmesos_api::proto::{JobSpec, Limits, LogStream, SubmitRequest, TaskSpec};
 use wasmesos_api::{Resources, parse_size};
 
 use super::{default_data_dir, detect_resources, init_logging, interrupted, resources_arg};
-use crate::client::{connect, failed};
+use crate::client::{connect_as, failed};
 use crate::commands::submit::{describe_end, upload, wait};
+use crate::config::CliConfig;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -42,6 +43,8 @@ pub struct Args {
     pub quiet: bool,
     #[command(flatten)]
     pub isolation: super::agent::IsolationArgs,
+    #[command(flatten)]
+    pub tokens: super::master::TokenFiles,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -53,9 +56,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let mut master_cfg = wasmesos_master::MasterConfig::new(args.listen, data_dir.join("master"));
     master_cfg.addr_file = args.addr_file.clone();
+    args.tokens.apply(&mut master_cfg);
+    let admin_file = master_cfg
+        .admin_token_file
+        .clone()
+        .expect("a default admin token file");
+    let agent_file = master_cfg
+        .agent_token_file
+        .clone()
+        .expect("a default agent token file");
     let master = wasmesos_master::start(master_cfg)
         .await
         .context("the master could not start")?;
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .with_context(|| format!("cannot read {}", path.display()))
+    };
+    let admin_token = read(&admin_file)?;
 
     let resources = args.resources.clone().unwrap_or_else(detect_resources);
     let mut agent_cfg = AgentConfig::new(
@@ -65,6 +83,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         data_dir.join("agent"),
     );
     args.isolation.apply(&mut agent_cfg);
+    agent_cfg.token = wasmesos_api::Bearer::new(Some(&read(&agent_file)?))?;
     let agent = wasmesos_agent::start(agent_cfg)
         .await
         .context("the local agent could not start")?;
@@ -82,16 +101,39 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.isolation.isolation.name()
     );
     println!("  data    {}", data_dir.display());
-    let env_hint = if master.advertise == wasmesos_api::DEFAULT_MASTER {
-        String::new()
-    } else {
-        format!("export WASMESOS_MASTER={}\n  ", master.advertise)
+    // The CLI's config file: every command now reaches this cluster as
+    // its admin, with nothing to export.
+    let config = CliConfig {
+        master: Some(master.advertise.clone()),
+        token: Some(admin_token.clone()),
     };
+    let env_hint = match config.save() {
+        Ok(path) => {
+            println!(
+                "  admin   token in {} (the CLI uses it from {})",
+                admin_file.display(),
+                path.display()
+            );
+            String::new()
+        }
+        Err(e) => {
+            println!(
+                "  admin   token in {} (could not save the CLI's config: {e:#})",
+                admin_file.display()
+            );
+            format!(
+                "export WASMESOS_MASTER={} WASMESOS_TOKEN_FILE={}\n  ",
+                master.advertise,
+                admin_file.display()
+            )
+        }
+    };
+    println!("  sign in to the web UI with the admin token (wasmesos token create issues more)");
 
     let hello = data_dir.join("examples").join("hello.wasm");
     write_example(&hello).context("cannot write the bundled hello example")?;
     if args.demo {
-        demo(&master.advertise, &hello).await?;
+        demo(&master.advertise, &admin_token, &hello).await?;
     }
     println!();
     println!("Try:");
@@ -139,8 +181,8 @@ fn write_example(path: &Path) -> std::io::Result<()> {
 
 /// Submits the hello task through the API like any client, and prints what
 /// it printed.
-async fn demo(master: &str, hello: &Path) -> anyhow::Result<()> {
-    let mut client = connect(master).await?;
+async fn demo(master: &str, token: &str, hello: &Path) -> anyhow::Result<()> {
+    let mut client = connect_as(master, Some(token)).await?;
     let digest = upload(&mut client, wasmesos_builtin::HELLO_TASK, "hello.wasm").await?;
     let args = vec!["hello".to_string(), "world".to_string()];
     let spec = JobSpec {

@@ -138,7 +138,7 @@ impl Core {
 
     /// The agent `text` names, if `principal` may drain it.
     fn agent_for(&self, principal: &Principal, text: &str, verb: &str) -> Result<AgentId, Status> {
-        if !principal.operator {
+        if !principal.is_operator() {
             return Err(Status::permission_denied(format!(
                 "only operators may {verb} agents"
             )));

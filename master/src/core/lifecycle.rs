@@ -55,7 +55,7 @@ impl Core {
                 let matches: Vec<&FrameworkId> = self
                     .frameworks
                     .iter()
-                    .filter(|(_, f)| principal.operator && f.record.name == name)
+                    .filter(|(_, f)| principal.is_operator() && f.record.name == name)
                     .map(|(id, _)| id)
                     .collect();
                 (matches.len() == 1).then(|| matches[0].clone())
@@ -112,9 +112,16 @@ impl Core {
     pub(super) fn deploy(
         &mut self,
         principal: Principal,
-        request: proto::DeployFrameworkRequest,
+        mut request: proto::DeployFrameworkRequest,
         reply: Reply<proto::Framework>,
     ) {
+        if request.role.is_empty() {
+            request.role = self.default_role(&principal);
+        }
+        if let Err(status) = self.check_role(&principal, &request.role) {
+            let _ = reply.send(Err(status));
+            return;
+        }
         if self
             .find_framework(&principal.tenant, &request.name)
             .is_some()

@@ -12,7 +12,7 @@
 //! a scheduler's commands), `allocation` (snapshot → allocator → offers),
 //! `submit` (submissions and kills), `query` (read-only views), `recover`
 //! (start-up from the store), `roles` (weights and quotas), `drain`
-//! (draining agents).
+//! (draining agents), `tenancy` (tenants and tokens).
 
 mod agents;
 mod allocation;
@@ -25,6 +25,7 @@ mod recover;
 mod roles;
 mod status;
 mod submit;
+mod tenancy;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -42,11 +43,13 @@ use crate::commit::{CommitError, Committed, Committer, Pipeline};
 use crate::config::MasterConfig;
 use crate::framework::{Delivery, FrameworkActor};
 use crate::modules::ModuleStore;
+use crate::tenancy::Registry;
 
 pub(crate) use counters::Counters;
 pub(crate) use lifecycle::MAX_MESSAGE_BYTES;
 pub(crate) use query::{AGENT_TASKS, AgentFilter, ClusterSummary, FrameworkMetrics, Query};
 pub(crate) use submit::ResolvedTask;
+pub(crate) use tenancy::public as public_token;
 
 /// A task is known by its framework and its id.
 pub(crate) type TaskKey = (FrameworkId, TaskId);
@@ -176,6 +179,21 @@ pub(crate) enum CoreMsg {
         principal: Principal,
         request: proto::UndrainAgentRequest,
         reply: oneshot::Sender<Result<proto::Agent, Status>>,
+    },
+    CreateTenant {
+        principal: Principal,
+        request: proto::CreateTenantRequest,
+        reply: oneshot::Sender<Result<proto::Tenant, Status>>,
+    },
+    CreateToken {
+        principal: Principal,
+        request: proto::CreateTokenRequest,
+        reply: oneshot::Sender<Result<proto::CreateTokenResponse, Status>>,
+    },
+    RevokeToken {
+        principal: Principal,
+        id: String,
+        reply: oneshot::Sender<Result<proto::Token, Status>>,
     },
 }
 
@@ -321,6 +339,8 @@ pub(crate) struct Core {
     counters: Arc<Counters>,
     /// Every task record in the store, by state.
     task_counts: counters::TaskCounts,
+    /// Tenants and tokens (shared with request authentication).
+    registry: Arc<Registry>,
 }
 
 /// Everything the core needs at start.
@@ -332,6 +352,7 @@ pub(crate) struct CoreParts {
     pub epoch: u64,
     pub advertise: String,
     pub counters: Arc<Counters>,
+    pub registry: Arc<Registry>,
 }
 
 /// Recovers the core from the store and starts its loop. The loop ends when
@@ -376,6 +397,7 @@ pub(crate) async fn start(
         idem_waiters: HashMap::new(),
         counters: parts.counters,
         task_counts: counters::TaskCounts::default(),
+        registry: parts.registry,
     };
     core.recover().await?;
     let join = tokio::spawn(async move { core.run(rx, commits, shutdown).await });
@@ -579,6 +601,27 @@ impl Core {
                 reply,
             } => {
                 self.undrain_agent(principal, request, reply);
+                Ok(())
+            }
+            CoreMsg::CreateTenant {
+                principal,
+                request,
+                reply,
+            } => self.create_tenant(principal, request, reply).await,
+            CoreMsg::CreateToken {
+                principal,
+                request,
+                reply,
+            } => {
+                self.create_token(principal, request, reply);
+                Ok(())
+            }
+            CoreMsg::RevokeToken {
+                principal,
+                id,
+                reply,
+            } => {
+                self.revoke_token(principal, id, reply);
                 Ok(())
             }
         };

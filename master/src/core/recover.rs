@@ -59,7 +59,17 @@ impl Core {
         }
 
         if self.cfg.builtin_jobs {
-            self.ensure_builtin_jobs().await?;
+            let mut owners = vec![(TenantId::default_tenant(), "default".to_string())];
+            for t in self.registry.tenants() {
+                if let (Ok(id), Some(role)) = (TenantId::new(t.name.clone()), t.roles.first()) {
+                    owners.push((id, role.clone()));
+                }
+            }
+            for (tenant, role) in owners {
+                if let Some((ops, _)) = self.builtin_jobs(&tenant, &role).await? {
+                    self.committer.commit(ops).await?;
+                }
+            }
         }
         for record in self
             .committer
@@ -144,26 +154,30 @@ impl Core {
         }
     }
 
-    /// Deploys the bundled jobs scheduler for the default tenant, or points
-    /// the existing framework at the bundled bytes if they changed (its
-    /// durable state is kept: an upgrade in place).
-    async fn ensure_builtin_jobs(&mut self) -> Result<(), CommitError> {
-        let tenant = TenantId::default_tenant();
+    /// The bundled jobs scheduler as `tenant`'s framework "jobs" in
+    /// `role`: a new record, or the existing one pointed at the bundled
+    /// bytes if they changed (its durable state is kept: an upgrade in
+    /// place), with the writes that store it; `None` if it is up to date.
+    pub(super) async fn builtin_jobs(
+        &mut self,
+        tenant: &TenantId,
+        role: &str,
+    ) -> Result<Option<(Vec<Op>, proto::Framework)>, CommitError> {
         let module = self
             .modules
-            .put_bytes(&tenant, wasmesos_builtin::JOBS_SCHEDULER, "jobs scheduler")
+            .put_bytes(tenant, wasmesos_builtin::JOBS_SCHEDULER, "jobs scheduler")
             .await
             .map_err(|e| CommitError::Corrupt {
                 key: "builtin jobs scheduler".into(),
                 reason: e.to_string(),
             })?;
-        let key = keys::framework(&tenant, super::submit::DEFAULT_FRAMEWORK);
+        let key = keys::framework(tenant, super::submit::DEFAULT_FRAMEWORK);
         let existing: Option<proto::Framework> = self.committer.read(&key).await?;
         let mut ops = Vec::new();
         let record = match existing {
-            Some(r) if r.module_digest == module.digest => return Ok(()),
+            Some(r) if r.module_digest == module.digest => return Ok(None),
             Some(mut r) => {
-                tracing::info!(from = %r.module_digest, to = %module.digest, "upgrading the built-in jobs framework");
+                tracing::info!(%tenant, from = %r.module_digest, to = %module.digest, "upgrading the built-in jobs framework");
                 r.module_digest = module.digest;
                 r
             }
@@ -174,7 +188,7 @@ impl Core {
                     framework_id: format!("fw-{}", self.seq.framework),
                     tenant: tenant.to_string(),
                     name: super::submit::DEFAULT_FRAMEWORK.to_string(),
-                    role: "default".to_string(),
+                    role: role.to_string(),
                     weight: 1.0,
                     module_digest: module.digest,
                     registered_ms: now_ms(),
@@ -184,7 +198,6 @@ impl Core {
             }
         };
         ops.push(put(key, &record));
-        self.committer.commit(ops).await?;
-        Ok(())
+        Ok(Some((ops, record)))
     }
 }

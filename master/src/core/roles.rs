@@ -54,7 +54,7 @@ impl Core {
         principal: &Principal,
         request: proto::SetRoleRequest,
     ) -> Result<proto::Role, Status> {
-        if !principal.operator {
+        if !principal.is_operator() {
             return Err(Status::permission_denied("only operators may change roles"));
         }
         // Role names become store keys: the rules of ids.

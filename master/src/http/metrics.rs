@@ -25,7 +25,7 @@ pub async fn metrics(
     State(state): State<HttpState>,
     Extension(who): Extension<Principal>,
 ) -> Response {
-    if !who.operator {
+    if !who.is_operator() {
         return ApiError {
             status: http::StatusCode::FORBIDDEN,
             message: "only operators may read the master's metrics".into(),

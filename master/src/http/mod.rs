@@ -7,16 +7,17 @@
 //! Every route sits behind the principal middleware (`auth.rs`) like the
 //! gRPC services: handlers take the caller's [`Principal`] from the request
 //! and never decide on their own who is asking. The event stream is an
-//! ordinary GET on the same origin, so whatever signs the pages in (a
-//! session cookie, once tenancy lands) signs it in too.
+//! ordinary GET on the same origin, so the session cookie that signs the
+//! pages in signs it in too.
 //!
 //! Everything read here comes from the same core queries and store pages
 //! as the CLI's gRPC API (`core/query.rs`, `task_list.rs`), so the two show
-//! the same numbers.
+//! the same numbers. Signing the UI in and out is `session`.
 
 mod api;
 mod json;
 mod metrics;
+mod session;
 mod sse;
 mod ui;
 
@@ -31,6 +32,7 @@ use serde_json::json;
 use crate::commit::Committer;
 use crate::core::CoreHandle;
 use crate::logs::LogRouter;
+use crate::tenancy::Registry;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -39,6 +41,8 @@ pub struct HttpState {
     committer: Committer,
     logs: LogRouter,
     live: Arc<sse::Live>,
+    /// Tenants and tokens, for signing in.
+    registry: Arc<Registry>,
     /// Fires when the master stops; ends the event streams.
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -49,6 +53,7 @@ impl HttpState {
         core: CoreHandle,
         committer: Committer,
         logs: LogRouter,
+        registry: Arc<Registry>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         Self {
@@ -56,6 +61,7 @@ impl HttpState {
             committer,
             logs,
             live: Arc::default(),
+            registry,
             shutdown,
         }
     }
@@ -67,6 +73,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", get(sse::events))
+        .merge(session::routes())
         .merge(api::routes())
         .merge(ui::routes())
         .with_state(state)

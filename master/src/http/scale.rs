@@ -99,6 +99,14 @@ async fn serve(
     sched.compile_cache_dir = Some(cfg.data_dir.join("compiled"));
     let host = wasmesos_schedhost::SchedHost::new(sched).unwrap();
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let registry = Arc::new(crate::tenancy::Registry::default());
+    let (id, secret) = crate::tenancy::token::parse(super::tests::TEST_TOKEN).unwrap();
+    registry.put_token(wasmesos_api::proto::Token {
+        id: id.into(),
+        kind: wasmesos_api::proto::TokenKind::Operator as i32,
+        secret_sha256: crate::tenancy::token::hash(secret),
+        ..Default::default()
+    });
     let (core, _join) = core::start(
         core::CoreParts {
             cfg: Arc::new(cfg),
@@ -108,6 +116,7 @@ async fn serve(
             epoch: 1,
             advertise: "http://scale.test".into(),
             counters: Default::default(),
+            registry: registry.clone(),
         },
         shutdown_rx.clone(),
     )
@@ -117,9 +126,13 @@ async fn serve(
         core.clone(),
         committer,
         Default::default(),
+        registry.clone(),
         shutdown_rx,
     ))
-    .layer(axum::middleware::from_fn(crate::auth::resolve_principal));
+    .layer(axum::middleware::from_fn_with_state(
+        registry,
+        crate::auth::resolve_principal,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

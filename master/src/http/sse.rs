@@ -117,7 +117,7 @@ impl Stream {
             tokio::select! {
                 event = self.events.recv() => match event {
                     Ok(ClusterEvent::Task(t)) => {
-                        if self.who.operator || t.tenant == self.who.tenant.as_str() {
+                        if self.who.is_operator() || t.tenant == self.who.tenant.as_str() {
                             pending.tasks.insert((t.framework_name.clone(), t.task_id.clone()), t.state().name());
                             if pending.tasks.len() > MAX_TASKS {
                                 pending.resync = true;

@@ -24,10 +24,38 @@ impl Reply {
     }
 }
 
-/// A plain HTTP/1.1 GET (the master speaks HTTP/1 and 2 on one port).
+/// The operator token the test masters accept (written to their admin
+/// token file before they start).
+pub(crate) const TEST_TOKEN: &str =
+    "wsm_0123456789ab_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// A plain HTTP/1.1 GET as the test operator (the master speaks HTTP/1
+/// and 2 on one port).
 pub(crate) async fn get(addr: std::net::SocketAddr, path: &str) -> Reply {
+    request(
+        addr,
+        "GET",
+        path,
+        &format!("Authorization: Bearer {TEST_TOKEN}\r\n"),
+        "",
+    )
+    .await
+}
+
+/// A request with the given extra header lines (each ending in CRLF) and
+/// body.
+pub(crate) async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> Reply {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     tcp.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
     tcp.read_to_end(&mut raw).await.expect("read");
@@ -69,6 +97,8 @@ fn dechunk(mut body: &str) -> String {
 async fn master() -> (tempfile::TempDir, RunningMaster) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = MasterConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("m"));
+    std::fs::create_dir_all(dir.path().join("m")).unwrap();
+    std::fs::write(cfg.admin_token_file.as_ref().unwrap(), TEST_TOKEN).unwrap();
     let m = crate::start(cfg).await.expect("master starts");
     (dir, m)
 }
@@ -146,7 +176,9 @@ async fn every_documented_path_answers_as_documented() {
 /// Reads the event stream until its first event.
 async fn first_event(addr: std::net::SocketAddr) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nCookie: wasmesos_session={TEST_TOKEN}\r\n\r\n"
+    );
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -306,4 +338,131 @@ fn label_values_are_escaped() {
     assert!(text.contains(r#"framework="a\"b\\c\nd""#), "{text}");
     let lines = text.lines().map(|l| Ok(l.to_string()));
     prometheus_parse::Scrape::parse(lines).expect("parses");
+}
+
+/// Every documented path but the public ones refuses a request without
+/// credentials (401, JSON), a forged or agent token (401 / 403); a browser
+/// asking for a page is sent to sign in; signing in sets a session cookie
+/// that then opens the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_valid_credentials_are_refused_everywhere() {
+    let (dir, m) = master().await;
+    let public = ["/health", "/login", "/logout"];
+    let forged = format!("wsm_0123456789ab_{}", "f".repeat(64));
+    let agent_token = std::fs::read_to_string(dir.path().join("m/agent.token")).unwrap();
+    for (path, _) in documented() {
+        let url = path
+            .replace("{name}", "jobs")
+            .replace("{id}", "agent-1")
+            .replace("{framework}", "jobs")
+            .replace("{task}", "job-1.1");
+        if public.contains(&url.as_str()) {
+            continue;
+        }
+        let none = request(m.addr, "GET", &url, "", "").await;
+        assert_eq!(
+            none.status, 401,
+            "GET {url} without credentials: {}",
+            none.body
+        );
+        assert!(
+            none.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("token")
+        );
+        let bad = request(
+            m.addr,
+            "GET",
+            &url,
+            &format!("Authorization: Bearer {forged}\r\n"),
+            "",
+        )
+        .await;
+        assert_eq!(bad.status, 401, "GET {url} with a forged token");
+        assert!(bad.body.contains("unknown token"), "{}", bad.body);
+        let cookie = request(
+            m.addr,
+            "GET",
+            &url,
+            &format!("Cookie: wasmesos_session={forged}\r\n"),
+            "",
+        )
+        .await;
+        assert_eq!(cookie.status, 401, "GET {url} with a forged session");
+        let agent = request(
+            m.addr,
+            "GET",
+            &url,
+            &format!("Authorization: Bearer {}\r\n", agent_token.trim()),
+            "",
+        )
+        .await;
+        assert_eq!(
+            agent.status, 403,
+            "GET {url} with an agent token: {}",
+            agent.body
+        );
+    }
+    // A browser is sent to the sign-in page, whose files need no session.
+    let page = request(m.addr, "GET", "/", "Accept: text/html\r\n", "").await;
+    assert_eq!(page.status, 303);
+    assert!(
+        page.head.to_ascii_lowercase().contains("location: /login"),
+        "{}",
+        page.head
+    );
+    assert_eq!(request(m.addr, "GET", "/login", "", "").await.status, 200);
+    assert_eq!(
+        request(m.addr, "GET", "/ui/login.js", "", "").await.status,
+        200
+    );
+
+    // Signing in: a wrong token goes back with the reason; the right one
+    // sets an HttpOnly, SameSite=Strict cookie that opens the API.
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let wrong = request(m.addr, "POST", "/login", form, &format!("token={forged}")).await;
+    assert_eq!(wrong.status, 303);
+    assert!(
+        wrong.head.contains("/login?error=unknown%20token"),
+        "{}",
+        wrong.head
+    );
+    let ok = request(
+        m.addr,
+        "POST",
+        "/login",
+        form,
+        &format!("token={TEST_TOKEN}"),
+    )
+    .await;
+    assert_eq!(ok.status, 303);
+    let set = ok
+        .head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let session = set
+        .split_once(':')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .trim();
+    let me = request(
+        m.addr,
+        "GET",
+        "/api/v1/whoami",
+        &format!("Cookie: {session}\r\n"),
+        "",
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["kind"], "operator");
+    m.shutdown();
 }

@@ -44,6 +44,8 @@ static ASSETS: &[Asset] = &[
     asset!("overview.js", JS),
     asset!("cluster.js", JS),
     asset!("tasks.js", JS),
+    asset!("login.html", "text/html; charset=utf-8"),
+    asset!("login.js", JS),
     asset!("openapi.yaml", "application/yaml; charset=utf-8"),
 ];
 
@@ -71,7 +73,7 @@ async fn unknown(method: Method) -> Response {
     }
 }
 
-fn serve(name: &str) -> Response {
+pub(super) fn serve(name: &str) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
         Some(a) => respond(StatusCode::OK, a.kind, a.body),
         None => not_found_page(),

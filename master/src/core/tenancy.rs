@@ -1,0 +1,244 @@
+//! Tenants and tokens, changed by operators. A new tenant gets its own
+//! instance of the jobs framework in its first role, so that DRF shares
+//! the cluster between tenants and not only between frameworks. Token
+//! changes reach the registry (and so every request) once they commit.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tonic::Status;
+use wasmesos_api::proto::{self, TokenKind};
+use wasmesos_api::{FrameworkId, Principal, TenantId, now_ms};
+
+use super::Core;
+use crate::commit::{CommitError, put};
+use crate::keys;
+use crate::tenancy::token;
+
+type Reply<T> = oneshot::Sender<Result<T, Status>>;
+
+/// Longest token name (a note for people, kept in every record).
+const MAX_NAME: usize = 128;
+
+/// A token's record as responses show it: never the secret's hash.
+pub(crate) fn public(mut t: proto::Token) -> proto::Token {
+    t.secret_sha256.clear();
+    t
+}
+
+fn operators_only(principal: &Principal, what: &str) -> Result<(), Status> {
+    if principal.is_operator() {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "only operators may {what} ({} is a {} principal of tenant '{}')",
+            principal.name,
+            if principal.is_agent() {
+                "agent"
+            } else {
+                "tenant"
+            },
+            principal.tenant
+        )))
+    }
+}
+
+impl Core {
+    pub(super) async fn create_tenant(
+        &mut self,
+        principal: Principal,
+        request: proto::CreateTenantRequest,
+        reply: Reply<proto::Tenant>,
+    ) -> Result<(), CommitError> {
+        let record = match self.new_tenant(&principal, request) {
+            Ok(r) => r,
+            Err(status) => {
+                tracing::warn!(principal = %principal.name, "tenant not created: {}", status.message());
+                let _ = reply.send(Err(status));
+                return Ok(());
+            }
+        };
+        let tenant = TenantId::new(record.name.clone()).expect("checked in new_tenant");
+        let mut ops = vec![put(keys::tenant(&tenant), &record)];
+        if self.cfg.builtin_jobs
+            && let Some((jobs_ops, framework)) =
+                self.builtin_jobs(&tenant, &record.roles[0]).await?
+        {
+            ops.extend(jobs_ops);
+            self.start_framework(framework);
+        }
+        tracing::info!(tenant = %record.name, roles = ?record.roles, by = %principal.name, "tenant created");
+        self.write(ops, move |core| {
+            core.registry.put_tenant(record.clone());
+            let _ = reply.send(Ok(record));
+        });
+        Ok(())
+    }
+
+    fn new_tenant(
+        &self,
+        principal: &Principal,
+        request: proto::CreateTenantRequest,
+    ) -> Result<proto::Tenant, Status> {
+        operators_only(principal, "create tenants")?;
+        let name = TenantId::new(request.name.clone())
+            .map_err(|e| Status::invalid_argument(format!("tenant name: {e}")))?;
+        if name == TenantId::default_tenant() || self.registry.tenant(name.as_str()).is_some() {
+            return Err(Status::already_exists(format!(
+                "tenant '{name}' already exists (wasmesos tenants lists them)"
+            )));
+        }
+        let mut roles: Vec<String> = Vec::new();
+        for role in request.roles {
+            // Role names become store keys: the rules of ids.
+            FrameworkId::new(role.clone())
+                .map_err(|e| Status::invalid_argument(format!("role '{role}': {e}")))?;
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        if roles.is_empty() {
+            return Err(Status::invalid_argument(
+                "a tenant needs at least one role (--roles NAME[,NAME…]); its jobs framework runs in the first",
+            ));
+        }
+        Ok(proto::Tenant {
+            name: name.to_string(),
+            roles,
+            created_ms: now_ms(),
+            created_by: principal.name.clone(),
+        })
+    }
+
+    pub(super) fn create_token(
+        &mut self,
+        principal: Principal,
+        request: proto::CreateTokenRequest,
+        reply: Reply<proto::CreateTokenResponse>,
+    ) {
+        match self.new_token(&principal, request) {
+            Ok((record, bearer)) => {
+                tracing::info!(token = %record.id, tenant = %record.tenant, kind = ?record.kind(), by = %principal.name, "token created");
+                let ops = vec![put(keys::token(&record.id), &record)];
+                self.write(ops, move |core| {
+                    core.registry.put_token(record.clone());
+                    let _ = reply.send(Ok(proto::CreateTokenResponse {
+                        token: Some(public(record)),
+                        secret: bearer,
+                    }));
+                });
+            }
+            Err(status) => {
+                tracing::warn!(principal = %principal.name, "token not created: {}", status.message());
+                let _ = reply.send(Err(status));
+            }
+        }
+    }
+
+    fn new_token(
+        &self,
+        principal: &Principal,
+        request: proto::CreateTokenRequest,
+    ) -> Result<(proto::Token, String), Status> {
+        operators_only(principal, "issue tokens")?;
+        let kind = match request.kind() {
+            TokenKind::Unspecified => TokenKind::Tenant,
+            k => k,
+        };
+        let tenant = if request.tenant.is_empty() {
+            TenantId::default_tenant()
+        } else {
+            TenantId::new(request.tenant.clone())
+                .map_err(|e| Status::invalid_argument(format!("tenant: {e}")))?
+        };
+        if tenant != TenantId::default_tenant() && self.registry.tenant(tenant.as_str()).is_none() {
+            return Err(Status::not_found(format!(
+                "no tenant '{tenant}' (create it first: wasmesos tenant create {tenant} --roles ROLE)"
+            )));
+        }
+        if kind != TokenKind::Tenant && tenant != TenantId::default_tenant() {
+            return Err(Status::invalid_argument(
+                "operator and agent tokens belong to the cluster, not to a tenant: leave the tenant out",
+            ));
+        }
+        if request.name.len() > MAX_NAME || request.name.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(format!(
+                "a token's name is at most {MAX_NAME} printable characters"
+            )));
+        }
+        let now = now_ms();
+        let expires_ms = match request.ttl_seconds {
+            0 => 0,
+            s => {
+                let ttl = Duration::from_secs(s);
+                now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+            }
+        };
+        let generated = token::generate();
+        let record = proto::Token {
+            id: generated.id,
+            tenant: tenant.to_string(),
+            kind: kind as i32,
+            name: request.name,
+            created_ms: now,
+            expires_ms,
+            revoked_ms: 0,
+            created_by: principal.name.clone(),
+            secret_sha256: generated.secret_sha256,
+        };
+        Ok((record, generated.bearer))
+    }
+
+    pub(super) fn revoke_token(
+        &mut self,
+        principal: Principal,
+        id: String,
+        reply: Reply<proto::Token>,
+    ) {
+        if let Err(status) = operators_only(&principal, "revoke tokens") {
+            tracing::warn!(principal = %principal.name, token = %id, "revocation refused");
+            let _ = reply.send(Err(status));
+            return;
+        }
+        let Some(mut record) = self.registry.token(&id) else {
+            let _ = reply.send(Err(Status::not_found(format!(
+                "no token '{id}' (wasmesos tokens lists them)"
+            ))));
+            return;
+        };
+        if record.revoked_ms != 0 {
+            let _ = reply.send(Ok(public(record)));
+            return;
+        }
+        record.revoked_ms = now_ms();
+        tracing::info!(token = %id, by = %principal.name, "token revoked");
+        let ops = vec![put(keys::token(&id), &record)];
+        self.write(ops, move |core| {
+            core.registry.put_token(record.clone());
+            let _ = reply.send(Ok(public(record)));
+        });
+    }
+
+    /// Refuses a deployment into a role the principal's tenant does not have.
+    pub(super) fn check_role(&self, principal: &Principal, role: &str) -> Result<(), Status> {
+        match self.registry.roles_of(principal) {
+            Some(roles) if !roles.iter().any(|r| r == role) => {
+                tracing::warn!(principal = %principal.name, %role, "deployment into a foreign role refused");
+                Err(Status::permission_denied(format!(
+                    "tenant '{}' may deploy only into its roles ({}), not '{role}'",
+                    principal.tenant,
+                    roles.join(", ")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The role a principal's framework goes to when its request names none.
+    pub(super) fn default_role(&self, principal: &Principal) -> String {
+        self.registry
+            .roles_of(principal)
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or_else(|| "default".to_string())
+    }
+}
