@@ -63,6 +63,15 @@ impl Master for MasterService {
                 ));
             }
         };
+        let max = self.registry.limits(&who.tenant).max_module_bytes;
+        if max != 0 && header.size > max {
+            return Err(Status::resource_exhausted(format!(
+                "tenant '{}' may upload modules of at most {}; this one is {}",
+                who.tenant,
+                wasmesos_api::format_size(max),
+                wasmesos_api::format_size(header.size)
+            )));
+        }
         let mut upload = self
             .modules
             .begin(header.size, &header.name)
@@ -518,6 +527,23 @@ impl Master for MasterService {
         let tenant = self
             .core
             .ask(|reply| CoreMsg::CreateTenant {
+                principal: who,
+                request,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(tenant))
+    }
+
+    async fn set_tenant_limits(
+        &self,
+        request: Request<proto::SetTenantLimitsRequest>,
+    ) -> Result<Response<proto::Tenant>, Status> {
+        let who = principal(&request)?;
+        let request = request.into_inner();
+        let tenant = self
+            .core
+            .ask(|reply| CoreMsg::SetTenantLimits {
                 principal: who,
                 request,
                 reply,

@@ -50,9 +50,10 @@ pub async fn resolve_principal(
         ),
         Some(bearer) => match registry.authenticate(bearer, now_ms()) {
             Err(e) => Refusal::Unauthenticated(e.to_string()),
-            Ok(who) => match service_check(&who, path) {
-                Err(reason) => Refusal::Denied(who, reason),
-                Ok(()) => {
+            Ok(who) => match (service_check(&who, path), registry.admit(&who)) {
+                (Err(reason), _) => Refusal::Denied(who, reason),
+                (Ok(()), Err(reason)) => Refusal::Throttled(who, reason),
+                (Ok(()), Ok(())) => {
                     request.extensions_mut().insert(who);
                     return next.run(request).await;
                 }
@@ -72,6 +73,14 @@ pub async fn resolve_principal(
                 error(StatusCode::UNAUTHORIZED, message)
             }
         }
+        Refusal::Throttled(who, message) => {
+            tracing::debug!(%peer, principal = %who.name, %method, %path, "{message}");
+            if grpc {
+                Status::resource_exhausted(message).into_http()
+            } else {
+                error(StatusCode::TOO_MANY_REQUESTS, message)
+            }
+        }
         Refusal::Denied(who, message) => {
             tracing::warn!(%peer, principal = %who.name, %method, %path, "denied: {message}");
             if grpc {
@@ -86,6 +95,8 @@ pub async fn resolve_principal(
 enum Refusal {
     Unauthenticated(String),
     Denied(Principal, String),
+    /// Over its tenant's request rate.
+    Throttled(Principal, String),
 }
 
 /// Agents speak the agent protocol only, and only agents speak it.

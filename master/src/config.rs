@@ -49,6 +49,10 @@ pub struct MasterConfig {
     pub admin_token_file: Option<PathBuf>,
     /// The same for a token agents attach with (the cluster's join token).
     pub agent_token_file: Option<PathBuf>,
+    /// Serve plaintext on a non-loopback address (bearer tokens would cross
+    /// the network readable): only behind a TLS-terminating proxy or on a
+    /// trusted network.
+    pub allow_plaintext: bool,
 }
 
 impl MasterConfig {
@@ -71,6 +75,7 @@ impl MasterConfig {
             builtin_jobs: true,
             admin_token_file: Some(data_dir.join("admin.token")),
             agent_token_file: Some(data_dir.join("agent.token")),
+            allow_plaintext: false,
             data_dir,
         }
     }

@@ -92,6 +92,11 @@ pub enum MasterError {
     Serve(std::io::Error),
     #[error(transparent)]
     Credentials(#[from] tenancy::BootstrapError),
+    #[error(
+        "refusing to serve plaintext on {0}, which is not a loopback address: bearer tokens would cross the network readable. \
+         Listen on 127.0.0.1 (and put a TLS-terminating proxy in front), or pass --allow-plaintext on a trusted network"
+    )]
+    Plaintext(SocketAddr),
     #[error("cannot write the address file {path}: {source}")]
     AddrFile {
         path: String,
@@ -178,6 +183,9 @@ pub async fn start_with_store(
     config: MasterConfig,
     store: Arc<dyn Store>,
 ) -> Result<RunningMaster, MasterError> {
+    if !config.listen.ip().is_loopback() && !config.allow_plaintext {
+        return Err(MasterError::Plaintext(config.listen));
+    }
     let mut listener =
         TcpListener::bind(config.listen)
             .await

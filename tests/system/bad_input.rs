@@ -103,3 +103,35 @@ fn a_port_in_use_is_reported() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("port is in use"), "{r:?}");
 }
+
+#[test]
+fn plaintext_off_loopback_and_an_agent_without_a_token_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("m").display().to_string();
+    let r = wasmesos(
+        None,
+        &["master", "--listen", "0.0.0.0:0", "--data-dir", &data],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("not a loopback address") && r.stderr.contains("--allow-plaintext"),
+        "{r:?}"
+    );
+    let mut cmd = std::process::Command::new(crate::harness::bin());
+    crate::harness::with_credentials(&mut cmd).env_remove("WASMESOS_AGENT_TOKEN_FILE");
+    let r: crate::harness::Run = cmd
+        .args([
+            "agent",
+            "--master",
+            "http://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--work-dir")
+        .arg(dir.path().join("a"))
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("--token-file"), "{r:?}");
+}

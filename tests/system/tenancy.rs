@@ -228,3 +228,91 @@ fn missing_revoked_expired_and_agent_tokens_are_refused() {
         c.logs()
     );
 }
+
+#[test]
+fn a_tenant_is_held_to_its_limits_and_others_are_not() {
+    let c = Cluster::start();
+    let r = c.run(&[
+        "tenant",
+        "create",
+        "acme",
+        "--roles",
+        "analytics",
+        "--max-running-tasks",
+        "1",
+        "--max-task-mem",
+        "128MiB",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("tasks:1 mem:128MiB"), "{r:?}");
+    let token = token_for(&c, &["acme"]);
+    let acme = Some(token.as_str());
+    let hello = c.hello().display().to_string();
+
+    // One task at a time: the second job waits queued until the first ends.
+    let sleep = |name: &str| {
+        let r = as_token(
+            &c,
+            acme,
+            &[
+                "submit",
+                &hello,
+                "--name",
+                name,
+                "--",
+                "--sleep-ms",
+                "600000",
+            ],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        format!("{}.1", job_of(&r))
+    };
+    let first = sleep("first");
+    c.wait_for_state(&first, "RUNNING");
+    let second = sleep("second");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let listed = c.run(&["tasks"]);
+    assert!(!listed.stdout.contains(&second), "still queued: {listed:?}");
+    // The operator's own jobs are not held back by acme's limit.
+    let own = c.run(&["submit", &hello, "--wait", "--", "operator"]);
+    assert_eq!(own.code, 0, "{own:?}");
+    assert_eq!(c.run(&["task", "kill", &first]).code, 0);
+    c.wait_for_state(&second, "RUNNING");
+    assert_eq!(c.run(&["task", "kill", &second]).code, 0);
+
+    // Per-task memory and fuel.
+    let big = as_token(&c, acme, &["submit", &hello, "--mem", "256MiB"]);
+    assert!(big.stderr.contains("at most 128MiB"), "{big:?}");
+    let r = c.run(&["tenant", "limits", "acme", "--max-task-fuel", "1000"]);
+    assert!(
+        r.stdout.contains("fuel:1000") && r.stdout.contains("tasks:1"),
+        "{r:?}"
+    );
+    let starved = as_token(&c, acme, &["submit", &hello, "--wait"]);
+    assert!(starved.stderr.contains("fuel"), "{starved:?}");
+
+    // Module size: refused before any bytes are stored.
+    let r = c.run(&["tenant", "limits", "acme", "--max-module-size", "1KiB"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let other = c.dir.path().join("other.wasm");
+    let mut bytes = wasmesos_builtin::HELLO_TASK.to_vec();
+    bytes.extend_from_slice(&[0, 4, b'p', b'a', b'd', 0]); // a custom section
+    std::fs::write(&other, bytes).unwrap();
+    let upload = as_token(&c, acme, &["submit", &other.display().to_string()]);
+    assert!(
+        upload.stderr.contains("modules of at most 1KiB"),
+        "{upload:?}"
+    );
+
+    // Request rate: a tight loop is refused past its burst; others are not.
+    let r = c.run(&["tenant", "limits", "acme", "--max-requests-per-second", "2"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let refused = (0..6)
+        .map(|_| as_token(&c, acme, &["tasks"]))
+        .filter(|r| r.stderr.contains("requests per second"))
+        .count();
+    assert!(refused >= 1, "no request was refused");
+    assert_eq!(c.run(&["tasks"]).code, 0, "the operator is not limited");
+    let tenants = c.run(&["tenants"]);
+    assert!(tenants.stdout.contains("rps:2"), "{tenants:?}");
+}

@@ -44,6 +44,11 @@ pub struct Args {
     pub leader_ttl: std::time::Duration,
     #[command(flatten)]
     pub tokens: TokenFiles,
+    /// Serve plaintext on a non-loopback --listen address (tokens cross
+    /// the network readable): only behind a TLS-terminating proxy or on a
+    /// trusted network.
+    #[arg(long)]
+    pub allow_plaintext: bool,
 }
 
 /// Where a master keeps its bootstrap tokens (`master` and `up`).
@@ -81,6 +86,7 @@ impl Args {
         cfg.store = self.store.clone();
         cfg.leader_ttl = self.leader_ttl;
         self.tokens.apply(&mut cfg);
+        cfg.allow_plaintext = self.allow_plaintext;
         cfg
     }
 }

@@ -107,6 +107,7 @@ impl Core {
         for offer in self.offers.values() {
             *offered.entry(&offer.framework).or_default() += &offer.resources;
         }
+        let at_task_limit = self.tenants_at_task_limit();
         let frameworks: Vec<FrameworkView> = self
             .frameworks
             .iter()
@@ -116,7 +117,7 @@ impl Core {
                 allocated: offered
                     .get(id)
                     .map_or_else(|| f.allocated.clone(), |o| f.allocated.clone() + o),
-                suppressed: f.suppressed || !f.healthy,
+                suppressed: f.suppressed || !f.healthy || at_task_limit.contains(&f.tenant),
                 filters: f
                     .filters
                     .iter()

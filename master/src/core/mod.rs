@@ -185,6 +185,11 @@ pub(crate) enum CoreMsg {
         request: proto::CreateTenantRequest,
         reply: oneshot::Sender<Result<proto::Tenant, Status>>,
     },
+    SetTenantLimits {
+        principal: Principal,
+        request: proto::SetTenantLimitsRequest,
+        reply: oneshot::Sender<Result<proto::Tenant, Status>>,
+    },
     CreateToken {
         principal: Principal,
         request: proto::CreateTokenRequest,
@@ -608,6 +613,14 @@ impl Core {
                 request,
                 reply,
             } => self.create_tenant(principal, request, reply).await,
+            CoreMsg::SetTenantLimits {
+                principal,
+                request,
+                reply,
+            } => {
+                self.set_tenant_limits(principal, request, reply);
+                Ok(())
+            }
             CoreMsg::CreateToken {
                 principal,
                 request,

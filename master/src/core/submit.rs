@@ -132,8 +132,9 @@ impl Core {
             .ok_or_else(|| Ok(Status::invalid_argument("the submission has no job spec")))?;
         let task = spec
             .task
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| Ok(Status::invalid_argument("the job spec has no task")))?;
+        self.check_task_limits(&tenant, task).map_err(Ok)?;
         let digest = Digest::parse(&task.module_digest)
             .map_err(|e| Ok(Status::invalid_argument(e.to_string())))?;
         let resources = Resources::from(task.resources.as_ref());

@@ -107,7 +107,89 @@ impl Core {
             roles,
             created_ms: now_ms(),
             created_by: principal.name.clone(),
+            limits: request.limits,
         })
+    }
+
+    pub(super) fn set_tenant_limits(
+        &mut self,
+        principal: Principal,
+        request: proto::SetTenantLimitsRequest,
+        reply: Reply<proto::Tenant>,
+    ) {
+        if let Err(status) = operators_only(&principal, "change a tenant's limits") {
+            let _ = reply.send(Err(status));
+            return;
+        }
+        let Some(mut record) = self.registry.tenant(&request.name) else {
+            let _ = reply.send(Err(Status::not_found(format!(
+                "no tenant '{}' (wasmesos tenants lists them)",
+                request.name
+            ))));
+            return;
+        };
+        let Ok(tenant) = TenantId::new(record.name.clone()) else {
+            let _ = reply.send(Err(Status::internal(
+                "a stored tenant has a malformed name",
+            )));
+            return;
+        };
+        record.limits = request.limits;
+        tracing::info!(tenant = %record.name, limits = ?record.limits, by = %principal.name, "tenant limits set");
+        let ops = vec![put(keys::tenant(&tenant), &record)];
+        self.write(ops, move |core| {
+            core.registry.put_tenant(record.clone());
+            // A raised task limit may let its frameworks have offers again.
+            core.allocation_pending = true;
+            let _ = reply.send(Ok(record));
+        });
+    }
+
+    /// Refuses a submission beyond its tenant's per-task limits; fills in
+    /// the tenant's fuel limit when the task has none.
+    pub(super) fn check_task_limits(
+        &self,
+        tenant: &TenantId,
+        task: &mut proto::TaskSpec,
+    ) -> Result<(), Status> {
+        let limits = self.registry.limits(tenant);
+        let mem = task.resources.as_ref().map_or(0, |r| r.mem_bytes);
+        if limits.max_task_mem_bytes != 0 && mem > limits.max_task_mem_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "tenant '{tenant}' may give a task at most {} of memory; this one asks for {}",
+                wasmesos_api::format_size(limits.max_task_mem_bytes),
+                wasmesos_api::format_size(mem)
+            )));
+        }
+        if limits.max_task_fuel != 0 {
+            let task_limits = task.limits.get_or_insert_with(Default::default);
+            if task_limits.fuel == 0 {
+                task_limits.fuel = limits.max_task_fuel;
+            } else if task_limits.fuel > limits.max_task_fuel {
+                return Err(Status::resource_exhausted(format!(
+                    "tenant '{tenant}' may give a task at most {} fuel; this one asks for {}",
+                    limits.max_task_fuel, task_limits.fuel
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Tenants whose frameworks get no offers because they run as many
+    /// tasks as they may.
+    pub(super) fn tenants_at_task_limit(&self) -> std::collections::HashSet<TenantId> {
+        let mut running: std::collections::HashMap<&TenantId, u32> = Default::default();
+        for f in self.frameworks.values() {
+            *running.entry(&f.tenant).or_default() += f.tasks_running;
+        }
+        running
+            .into_iter()
+            .filter(|(tenant, n)| {
+                let max = self.registry.limits(tenant).max_running_tasks;
+                max != 0 && *n >= max
+            })
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
     }
 
     pub(super) fn create_token(

@@ -3,9 +3,10 @@
 //! are generated into files (`bootstrap`). Tenants and tokens are created
 //! and revoked through the core (`core/tenancy.rs`), which updates the
 //! registry once the change is durable; `auth.rs` consults it on every
-//! request.
+//! request, and holds tenants to their request rates (`rate`).
 
 mod bootstrap;
+mod rate;
 mod registry;
 pub mod token;
 

@@ -37,6 +37,7 @@ struct Inner {
 #[derive(Default)]
 pub struct Registry {
     inner: RwLock<Inner>,
+    rates: super::rate::RateLimiter,
 }
 
 impl Registry {
@@ -120,6 +121,38 @@ impl Registry {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// A tenant's limits (all 0, none, for the default tenant and unknown
+    /// ones).
+    pub fn limits(&self, tenant: &TenantId) -> proto::TenantLimits {
+        self.inner
+            .read()
+            .expect("registry lock")
+            .tenants
+            .get(tenant.as_str())
+            .and_then(|t| t.limits)
+            .unwrap_or_default()
+    }
+
+    /// Whether `principal` may make another request now (tenants are held
+    /// to their request rate; operators and agents are not).
+    pub fn admit(&self, principal: &Principal) -> Result<(), String> {
+        if principal.kind != wasmesos_api::PrincipalKind::Tenant {
+            return Ok(());
+        }
+        let per_second = self.limits(&principal.tenant).max_requests_per_second;
+        if self
+            .rates
+            .admit(&principal.tenant, per_second, std::time::Instant::now())
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "tenant '{}' is over its {per_second} requests per second; retry shortly",
+                principal.tenant
+            ))
+        }
     }
 
     /// The roles `principal` may deploy frameworks into; `None`: any
