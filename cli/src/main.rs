@@ -64,6 +64,8 @@ enum Command {
     Tokens(commands::token::ListArgs),
     /// Who the configured token is: principal, tenant, roles.
     Whoami(commands::token::WhoAmIArgs),
+    /// Who did what, newest first (operators).
+    Audit(commands::audit::Args),
     /// Save the cluster's state to a file, or restore one into an empty store.
     Snapshot(commands::snapshot::Args),
     /// Measure submit latency and queued-job throughput on a running cluster.
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
             Command::Token(a) => commands::token::run(a).await,
             Command::Tokens(a) => commands::token::list(a).await,
             Command::Whoami(a) => commands::token::whoami(a).await,
+            Command::Audit(a) => commands::audit::run(a).await,
             Command::Snapshot(a) => commands::snapshot::run(a).await,
             Command::Bench(a) => commands::bench::run(a).await,
             Command::Executor(_) => unreachable!("run before the runtime is built"),

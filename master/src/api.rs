@@ -116,12 +116,23 @@ impl Master for MasterService {
     ) -> Result<Response<proto::SubmitResponse>, Status> {
         let who = principal(&request)?;
         let request = request.into_inner();
+        let target = format!(
+            "{}/{}",
+            if request.framework.is_empty() {
+                "jobs"
+            } else {
+                request.framework.as_str()
+            },
+            request.spec.as_ref().map_or("", |s| s.name.as_str())
+        );
         let response = self
             .core
-            .ask(|reply| CoreMsg::Submit {
-                principal: who,
-                request,
-                reply,
+            .ask_audited(who, "job.submit", target, |principal, reply| {
+                CoreMsg::Submit {
+                    principal,
+                    request,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(response))
@@ -185,10 +196,11 @@ impl Master for MasterService {
         let who = principal(&request)?;
         let text = request.into_inner().task.unwrap_or_default().task;
         let resolved = resolve_task(&self.core, &self.committer, &who, &text).await?;
+        let target = text.clone();
         let response = self
             .core
-            .ask(|reply| CoreMsg::Kill {
-                principal: who,
+            .ask_audited(who, "task.kill", target, |principal, reply| CoreMsg::Kill {
+                principal,
                 target: resolved.target,
                 reply,
             })
@@ -289,12 +301,15 @@ impl Master for MasterService {
     ) -> Result<Response<proto::Agent>, Status> {
         let who = principal(&request)?;
         let request = request.into_inner();
+        let target = request.agent_id.clone();
         let agent = self
             .core
-            .ask(|reply| CoreMsg::DrainAgent {
-                principal: who,
-                request,
-                reply,
+            .ask_audited(who, "agent.drain", target, |principal, reply| {
+                CoreMsg::DrainAgent {
+                    principal,
+                    request,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(agent))
@@ -306,12 +321,15 @@ impl Master for MasterService {
     ) -> Result<Response<proto::Agent>, Status> {
         let who = principal(&request)?;
         let request = request.into_inner();
+        let target = request.agent_id.clone();
         let agent = self
             .core
-            .ask(|reply| CoreMsg::UndrainAgent {
-                principal: who,
-                request,
-                reply,
+            .ask_audited(who, "agent.undrain", target, |principal, reply| {
+                CoreMsg::UndrainAgent {
+                    principal,
+                    request,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(agent))
@@ -378,12 +396,15 @@ impl Master for MasterService {
     ) -> Result<Response<proto::Role>, Status> {
         let who = principal(&request)?;
         let request = request.into_inner();
+        let target = request.name.clone();
         let role = self
             .core
-            .ask(|reply| CoreMsg::SetRole {
-                principal: who,
-                request,
-                reply,
+            .ask_audited(who, "role.set", target, |principal, reply| {
+                CoreMsg::SetRole {
+                    principal,
+                    request,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(role))
@@ -421,12 +442,15 @@ impl Master for MasterService {
         let mut req = request.into_inner();
         crate::frameworks::check_deploy(&mut req)?;
         crate::frameworks::compile(&self.modules, &self.host, &who, &req.module_digest).await?;
+        let target = req.name.clone();
         let record = self
             .core
-            .ask(|reply| CoreMsg::Deploy {
-                principal: who,
-                request: req,
-                reply,
+            .ask_audited(who, "framework.deploy", target, |principal, reply| {
+                CoreMsg::Deploy {
+                    principal,
+                    request: req,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(record))
@@ -440,13 +464,16 @@ impl Master for MasterService {
         let req = request.into_inner();
         let component =
             crate::frameworks::compile(&self.modules, &self.host, &who, &req.module_digest).await?;
+        let target = req.name.clone();
         let record = self
             .core
-            .ask(|reply| CoreMsg::Upgrade {
-                principal: who,
-                request: req,
-                component,
-                reply,
+            .ask_audited(who, "framework.upgrade", target, |principal, reply| {
+                CoreMsg::Upgrade {
+                    principal,
+                    request: req,
+                    component,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(record))
@@ -458,12 +485,15 @@ impl Master for MasterService {
     ) -> Result<Response<proto::RemoveFrameworkResponse>, Status> {
         let who = principal(&request)?;
         let name = request.into_inner().name;
+        let target = name.clone();
         let response = self
             .core
-            .ask(|reply| CoreMsg::Remove {
-                principal: who,
-                name,
-                reply,
+            .ask_audited(who, "framework.remove", target, |principal, reply| {
+                CoreMsg::Remove {
+                    principal,
+                    name,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(response))
@@ -489,12 +519,15 @@ impl Master for MasterService {
         let who = principal(&request)?;
         let req = request.into_inner();
         crate::frameworks::check_message(&req)?;
+        let target = req.framework.clone();
         let response = self
             .core
-            .ask(|reply| CoreMsg::SendMessage {
-                principal: who,
-                request: req,
-                reply,
+            .ask_audited(who, "framework.send", target, |principal, reply| {
+                CoreMsg::SendMessage {
+                    principal,
+                    request: req,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(response))
@@ -524,12 +557,15 @@ impl Master for MasterService {
     ) -> Result<Response<proto::Tenant>, Status> {
         let who = principal(&request)?;
         let request = request.into_inner();
+        let target = request.name.clone();
         let tenant = self
             .core
-            .ask(|reply| CoreMsg::CreateTenant {
-                principal: who,
-                request,
-                reply,
+            .ask_audited(who, "tenant.create", target, |principal, reply| {
+                CoreMsg::CreateTenant {
+                    principal,
+                    request,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(tenant))
@@ -541,12 +577,15 @@ impl Master for MasterService {
     ) -> Result<Response<proto::Tenant>, Status> {
         let who = principal(&request)?;
         let request = request.into_inner();
+        let target = request.name.clone();
         let tenant = self
             .core
-            .ask(|reply| CoreMsg::SetTenantLimits {
-                principal: who,
-                request,
-                reply,
+            .ask_audited(who, "tenant.limits", target, |principal, reply| {
+                CoreMsg::SetTenantLimits {
+                    principal,
+                    request,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(tenant))
@@ -572,12 +611,15 @@ impl Master for MasterService {
     ) -> Result<Response<proto::CreateTokenResponse>, Status> {
         let who = principal(&request)?;
         let request = request.into_inner();
+        let target = request.tenant.clone();
         let created = self
             .core
-            .ask(|reply| CoreMsg::CreateToken {
-                principal: who,
-                request,
-                reply,
+            .ask_audited(who, "token.create", target, |principal, reply| {
+                CoreMsg::CreateToken {
+                    principal,
+                    request,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(created))
@@ -606,15 +648,34 @@ impl Master for MasterService {
     ) -> Result<Response<proto::Token>, Status> {
         let who = principal(&request)?;
         let id = request.into_inner().id;
+        let target = id.clone();
         let token = self
             .core
-            .ask(|reply| CoreMsg::RevokeToken {
-                principal: who,
-                id,
-                reply,
+            .ask_audited(who, "token.revoke", target, |principal, reply| {
+                CoreMsg::RevokeToken {
+                    principal,
+                    id,
+                    reply,
+                }
             })
             .await?;
         Ok(Response::new(token))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<proto::ListAuditRequest>,
+    ) -> Result<Response<proto::ListAuditResponse>, Status> {
+        let who = principal(&request)?;
+        if !who.is_operator() {
+            return Err(Status::permission_denied(
+                "only operators may read the audit log",
+            ));
+        }
+        let entries = crate::audit_log::read(&self.committer, request.into_inner())
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(proto::ListAuditResponse { entries }))
     }
 }
 

@@ -7,7 +7,9 @@
 //!
 //! Agents' tokens open the agent protocol (`AgentLink`) and nothing else;
 //! no other token opens it. Refusals are logged with the caller's address
-//! and say what to do.
+//! and say what to do; refusals of an authenticated caller also go to the
+//! audit log (anonymous ones only to the log, so a flood of them costs no
+//! writes).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use serde_json::json;
 use tonic::Status;
 use wasmesos_api::{Principal, now_ms};
 
+use crate::core::CoreHandle;
 use crate::tenancy::Registry;
 
 /// The UI's session cookie; its value is the bearer token itself, so that
@@ -28,10 +31,18 @@ pub const SESSION_COOKIE: &str = "wasmesos_session";
 
 const AGENT_SERVICE: &str = "/wasmesos.v1.AgentLink/";
 
+/// What the middleware checks against, and where refusals of
+/// authenticated callers are recorded.
+#[derive(Clone)]
+pub struct AuthState {
+    pub registry: Arc<Registry>,
+    pub core: CoreHandle,
+}
+
 /// Axum middleware: puts the caller's principal in the request extensions,
 /// or refuses the request.
 pub async fn resolve_principal(
-    State(registry): State<Arc<Registry>>,
+    State(AuthState { registry, core }): State<AuthState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
     next: Next,
@@ -83,6 +94,8 @@ pub async fn resolve_principal(
         }
         Refusal::Denied(who, message) => {
             tracing::warn!(%peer, principal = %who.name, %method, %path, "denied: {message}");
+            let status = Status::permission_denied(message.clone());
+            core.audit(&who, "request", format!("{method} {path}"), Some(&status));
             if grpc {
                 Status::permission_denied(message).into_http()
             } else {

@@ -18,6 +18,7 @@
 //! | `blobs/<hex digest>/<n>` | on a shared store (etcd) only: the module's bytes in chunks, so that any master can serve them |
 //! | `tenants/<tenant>` | [`proto::Tenant`](wasmesos_api::proto::Tenant): its roles |
 //! | `tokens/<token id>` | [`proto::Token`](wasmesos_api::proto::Token): owner, kind, expiry, revocation, the secret's SHA-256 |
+//! | `audit/<bucket>/<seq>` | [`proto::AuditEntry`](wasmesos_api::proto::AuditEntry); a bucket holds [`AUDIT_BUCKET`] entries, the oldest are dropped a bucket at a time |
 //! | `masters/<advertise address>` | on a shared store: each running master (leader or standby), on its lease |
 
 use wasmesos_api::{AgentId, Digest, FrameworkId, JobId, TaskId, TenantId};
@@ -54,6 +55,20 @@ pub const TOKENS: &str = "tokens/";
 /// Token ids are 12 hex digits (checked when parsed).
 pub fn token(id: &str) -> String {
     format!("{TOKENS}{id}")
+}
+
+pub const AUDIT: &str = "audit/";
+/// Audit entries per bucket (a bucket's key prefix is deleted whole).
+pub const AUDIT_BUCKET: u64 = 10_000;
+/// Buckets kept: the newest 100,000 entries.
+pub const AUDIT_BUCKETS_KEPT: u64 = 10;
+
+pub fn audit_bucket(bucket: u64) -> String {
+    format!("{AUDIT}{bucket:012}/")
+}
+
+pub fn audit(seq: u64) -> String {
+    format!("{}{seq:020}", audit_bucket(seq / AUDIT_BUCKET))
 }
 
 pub const FRAMEWORKS: &str = "frameworks/";

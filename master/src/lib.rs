@@ -9,7 +9,8 @@
 //! - `framework`: one actor per framework around its scheduler instance.
 //! - `api` (client gRPC), `agent_link` (agent streams), `http` (the web
 //!   UI, its JSON API, live events and `/metrics`), `auth` (the principal
-//!   of every request), `task_list` (task pages for both APIs).
+//!   of every request), `tenancy` (tenants, tokens, rates), `audit_log`
+//!   (reading who did what), `task_list` (task pages for both APIs).
 //! - `modules` (content-addressed module blobs), `commit` (fenced store
 //!   writes), `keys` (the store's key layout), `jobs` (job state from
 //!   attempts), `logs` and `watch` (relaying task output to clients).
@@ -20,6 +21,7 @@
 
 mod agent_link;
 mod api;
+mod audit_log;
 mod auth;
 mod commit;
 mod config;
@@ -296,6 +298,7 @@ pub async fn start_with_store(
         .max_encoding_message_size(MAX_MESSAGE),
     )
     .into_axum_router();
+    let core_for_auth = core.clone();
     let app = grpc
         .merge(http::router(http::HttpState::new(
             core,
@@ -305,7 +308,10 @@ pub async fn start_with_store(
             shutdown_rx.clone(),
         )))
         .layer(axum::middleware::from_fn_with_state(
-            registry,
+            auth::AuthState {
+                registry,
+                core: core_for_auth,
+            },
             auth::resolve_principal,
         ));
 

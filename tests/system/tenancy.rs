@@ -174,6 +174,34 @@ fn tenants_see_and_touch_only_their_own() {
     let kill = c.run(&["task", "kill", &acme_task]);
     assert_eq!(kill.code, 0, "{kill:?}");
     c.wait_for_state(&acme_task, "KILLED");
+
+    // The audit log has who did what, refusals included; operators only.
+    let audit = c.run(&["audit", "--limit", "200"]);
+    for needle in [
+        "tenant.create",
+        "token.create",
+        "job.submit",
+        "framework.deploy",
+        "task.kill",
+    ] {
+        assert!(audit.stdout.contains(needle), "{needle}: {audit:?}");
+    }
+    let denied = c.run(&["audit", "--tenant", "acme", "--action", "framework.deploy"]);
+    assert!(
+        denied.stdout.contains("PermissionDenied") && denied.stdout.contains("ok"),
+        "{denied:?}"
+    );
+    let submits = c.run(&["audit", "--tenant", "globex", "--action", "submit"]);
+    assert_eq!(
+        submits.stdout.lines().count(),
+        2,
+        "a header and one submit: {submits:?}"
+    );
+    let tenant_reads = as_token(&c, acme, &["audit"]);
+    assert!(
+        tenant_reads.stderr.contains("only operators"),
+        "{tenant_reads:?}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod agent_drain;
 pub mod agents;
+pub mod audit;
 pub mod bench;
 pub mod bench_e2e;
 pub mod bench_frameworks;

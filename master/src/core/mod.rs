@@ -12,10 +12,12 @@
 //! a scheduler's commands), `allocation` (snapshot → allocator → offers),
 //! `submit` (submissions and kills), `query` (read-only views), `recover`
 //! (start-up from the store), `roles` (weights and quotas), `drain`
-//! (draining agents), `tenancy` (tenants and tokens).
+//! (draining agents), `tenancy` (tenants and tokens), `audit` (who did
+//! what).
 
 mod agents;
 mod allocation;
+mod audit;
 mod callbacks;
 pub(crate) mod counters;
 mod drain;
@@ -48,6 +50,8 @@ use crate::tenancy::Registry;
 pub(crate) use counters::Counters;
 pub(crate) use lifecycle::MAX_MESSAGE_BYTES;
 pub(crate) use query::{AGENT_TASKS, AgentFilter, ClusterSummary, FrameworkMetrics, Query};
+#[cfg(test)]
+pub(crate) use recover::seq_op as seq_op_for_tests;
 pub(crate) use submit::ResolvedTask;
 pub(crate) use tenancy::public as public_token;
 
@@ -190,6 +194,8 @@ pub(crate) enum CoreMsg {
         request: proto::SetTenantLimitsRequest,
         reply: oneshot::Sender<Result<proto::Tenant, Status>>,
     },
+    /// Append to the audit log.
+    Audit(proto::AuditEntry),
     CreateToken {
         principal: Principal,
         request: proto::CreateTokenRequest,
@@ -309,6 +315,7 @@ pub(crate) struct Sequences {
     job: u64,
     agent: u64,
     framework: u64,
+    audit: u64,
 }
 
 pub(crate) struct Core {
@@ -619,6 +626,10 @@ impl Core {
                 reply,
             } => {
                 self.set_tenant_limits(principal, request, reply);
+                Ok(())
+            }
+            CoreMsg::Audit(entry) => {
+                self.append_audit(entry);
                 Ok(())
             }
             CoreMsg::CreateToken {

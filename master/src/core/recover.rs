@@ -31,6 +31,7 @@ impl Core {
         self.seq.job = self.read_seq("job").await?;
         self.seq.agent = self.read_seq("agent").await?;
         self.seq.framework = self.read_seq("framework").await?;
+        self.seq.audit = self.read_seq("audit").await?;
 
         for record in self.committer.list::<proto::Agent>(keys::AGENTS).await? {
             if record.state() == AgentState::Gone {

@@ -130,7 +130,10 @@ async fn serve(
         shutdown_rx,
     ))
     .layer(axum::middleware::from_fn_with_state(
-        registry,
+        crate::auth::AuthState {
+            registry,
+            core: core.clone(),
+        },
         crate::auth::resolve_principal,
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
