@@ -45,9 +45,13 @@ command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
 # (tests/system/ui.rs).
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+# The TLS system test makes its certificates with openssl and calls the
+# API with curl.
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
 if [ ${#packages[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: missing ${packages[*]} and there is no apt-get: install etcd 3.4+, protoc, chromium and chromedriver yourself" >&2
+    echo "setup: missing ${packages[*]} and there is no apt-get: install etcd 3.4+, protoc, chromium, chromedriver, openssl and curl yourself" >&2
     exit 1
   fi
   sudo_=""

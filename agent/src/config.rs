@@ -18,6 +18,10 @@ pub struct AgentConfig {
     /// The agent token it attaches with (see `wasmesos master`'s
     /// `agent.token`).
     pub token: wasmesos_api::Bearer,
+    /// The CA (PEM) to trust for https:// masters (else the system's roots).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Send the token in plaintext to a master off loopback.
+    pub allow_plaintext: bool,
     /// The agent's own listener (health and metrics).
     pub listen: SocketAddr,
     /// Written with the bound address once listening.
@@ -97,6 +101,8 @@ impl AgentConfig {
         Self {
             masters: vec![master.to_string()],
             token: wasmesos_api::Bearer::default(),
+            ca_pem: None,
+            allow_plaintext: false,
             listen,
             addr_file: None,
             resources,

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::Endpoint;
 use wasmesos_api::proto::agent_link_client::AgentLinkClient;
 use wasmesos_api::proto::{self, AgentMessage, MasterMessage, agent_message, master_message};
 use wasmesos_runtime::CancellationToken;
@@ -194,15 +193,19 @@ impl Session<'_> {
     }
 
     async fn run(self) -> Result<(), SessionError> {
-        let channel = Endpoint::from_shared(self.master.clone())
-            .map_err(|e| self.unreachable(e))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(20))
-            .connect()
-            .await
-            .map_err(|e| self.unreachable(source_chain(&e)))?;
+        let channel = wasmesos_api::endpoint(
+            &self.master,
+            self.cfg.ca_pem.as_deref(),
+            self.cfg.allow_plaintext,
+        )
+        .map_err(|e| self.unreachable(e))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .map_err(|e| self.unreachable(source_chain(&e)))?;
         let mut client = AgentLinkClient::new(self.cfg.token.clone().wrap(channel))
             .max_decoding_message_size(16 << 20)
             .max_encoding_message_size(16 << 20);

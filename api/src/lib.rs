@@ -10,12 +10,14 @@
 //!   [`parse_resources`] for the CLI's human-friendly forms (`4GiB`,
 //!   `cpus:2,mem:4GiB`).
 //! - [`Principal`]: who a request is made by; every object has a tenant.
-//! - [`Bearer`]: the token every client call carries.
+//! - [`Bearer`]: the token every client call carries; [`endpoint`]: how
+//!   clients dial (TLS for https://, no plaintext tokens off loopback).
 //! - [`Digest`]: content addresses of modules (`sha256:<hex>`).
 //!
 //! Every other crate depends on this one; it depends on none of them.
 
 mod bearer;
+mod dial;
 mod digest;
 mod ids;
 mod principal;
@@ -24,6 +26,7 @@ mod size;
 mod state;
 
 pub use bearer::{AuthedChannel, Bearer, InvalidToken};
+pub use dial::{DialError, endpoint};
 pub use digest::{Digest, DigestError, Hasher};
 pub use ids::{AgentId, FrameworkId, IdError, JobId, OfferId, TaskId, TenantId};
 pub use principal::{Kind as PrincipalKind, Principal};

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use tonic::transport::Endpoint;
 use wasmesos_api::proto::GetStatusRequest;
 use wasmesos_api::proto::master_client::MasterClient;
 use wasmesos_api::{AuthedChannel, Bearer, DEFAULT_MASTER};
@@ -26,6 +25,11 @@ pub struct MasterArg {
     /// `wasmesos up` writes).
     #[arg(long, env = "WASMESOS_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// For an https:// master with a private CA: the CA's certificate
+    /// (PEM). Default: the config file's `ca_file`, else the system's
+    /// roots.
+    #[arg(long, env = "WASMESOS_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl MasterArg {
@@ -55,16 +59,39 @@ impl MasterArg {
     }
 }
 
+impl MasterArg {
+    /// The CA certificate (PEM) to trust, if one is configured.
+    pub fn ca(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let path = match &self.ca_file {
+            Some(p) => Some(p.clone()),
+            None => CliConfig::load()?.ca_file,
+        };
+        path.map(|p| {
+            std::fs::read(&p).map_err(|e| anyhow!("cannot read the CA file {}: {e}", p.display()))
+        })
+        .transpose()
+    }
+}
+
 /// A connected client of the leading master, calling as the configured
 /// token's principal.
 pub async fn connect(arg: &MasterArg) -> anyhow::Result<Client> {
-    connect_as(&arg.masters()?, arg.token()?.as_deref()).await
+    connect_as(
+        &arg.masters()?,
+        arg.token()?.as_deref(),
+        arg.ca()?.as_deref(),
+    )
+    .await
 }
 
 /// A connected client of the leading master. `masters` is one address or
 /// several, comma-separated: each is tried in turn, and a standby's answer
 /// (which names the leader) is followed.
-pub async fn connect_as(masters: &str, token: Option<&str>) -> anyhow::Result<Client> {
+pub async fn connect_as(
+    masters: &str,
+    token: Option<&str>,
+    ca: Option<&[u8]>,
+) -> anyhow::Result<Client> {
     let bearer = Bearer::new(token)?;
     let mut queue: std::collections::VecDeque<String> = masters
         .split(',')
@@ -83,7 +110,7 @@ pub async fn connect_as(masters: &str, token: Option<&str>) -> anyhow::Result<Cl
         if !tried.insert(master.clone()) {
             continue;
         }
-        let mut client = match connect_one(&master, bearer.clone()).await {
+        let mut client = match connect_one(&master, bearer.clone(), ca).await {
             Ok(client) => client,
             Err(e) => {
                 failures.push(e);
@@ -118,20 +145,24 @@ pub async fn connect_as(masters: &str, token: Option<&str>) -> anyhow::Result<Cl
 /// The response header in which a standby names the leader.
 const LEADER_HEADER: &str = "wasmesos-leader";
 
-async fn connect_one(master: &str, bearer: Bearer) -> anyhow::Result<Client> {
+async fn connect_one(master: &str, bearer: Bearer, ca: Option<&[u8]>) -> anyhow::Result<Client> {
     let unreachable = |reason: String| {
         anyhow!("cannot reach master at {master}: is it running? try `wasmesos up` ({reason})")
     };
-    let endpoint = Endpoint::from_shared(master.to_string())
-        .map_err(|e| {
-            anyhow!("invalid master address '{master}': {e} (expected e.g. {DEFAULT_MASTER})")
-        })?
+    let allow_plaintext = std::env::var_os("WASMESOS_ALLOW_PLAINTEXT").is_some_and(|v| v == "1");
+    let endpoint = wasmesos_api::endpoint(master, ca, allow_plaintext)?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| unreachable(cause(&e)))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        let reason = cause(&e);
+        if reason.contains("certificate") {
+            anyhow!(
+                "cannot trust the master at {master}: {reason} (give its CA with --ca-file or WASMESOS_CA_FILE)"
+            )
+        } else {
+            unreachable(reason)
+        }
+    })?;
     Ok(MasterClient::new(bearer.wrap(channel))
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20))

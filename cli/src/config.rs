@@ -6,6 +6,7 @@
 //! ```toml
 //! master = "http://127.0.0.1:5050"
 //! token = "wsm_…"
+//! ca_file = "/etc/wasmesos/ca.pem"   # for an https:// master with a private CA
 //! ```
 //!
 //! Flags and environment variables win over it. It holds a secret, so it is
@@ -22,6 +23,8 @@ use serde::{Deserialize, Serialize};
 pub struct CliConfig {
     pub master: Option<String>,
     pub token: Option<String>,
+    /// The CA certificate (PEM) of an https:// master with a private CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl CliConfig {

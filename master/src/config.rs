@@ -53,6 +53,8 @@ pub struct MasterConfig {
     /// the network readable): only behind a TLS-terminating proxy or on a
     /// trusted network.
     pub allow_plaintext: bool,
+    /// Serve over TLS with this certificate chain and key (PEM).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl MasterConfig {
@@ -76,6 +78,7 @@ impl MasterConfig {
             admin_token_file: Some(data_dir.join("admin.token")),
             agent_token_file: Some(data_dir.join("agent.token")),
             allow_plaintext: false,
+            tls: None,
             data_dir,
         }
     }

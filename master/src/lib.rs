@@ -39,6 +39,7 @@ pub mod snapshot;
 mod standby;
 mod task_list;
 mod tenancy;
+mod tls;
 mod watch;
 
 use std::net::SocketAddr;
@@ -54,6 +55,7 @@ use wasmesos_store::{EmbeddedStore, EtcdStore, Op, Store};
 
 pub use crate::config::MasterConfig;
 pub use crate::core::ClusterEvent;
+pub use crate::tls::TlsFiles;
 
 use crate::commit::Committer;
 use crate::logs::LogRouter;
@@ -94,9 +96,11 @@ pub enum MasterError {
     Serve(std::io::Error),
     #[error(transparent)]
     Credentials(#[from] tenancy::BootstrapError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error(
         "refusing to serve plaintext on {0}, which is not a loopback address: bearer tokens would cross the network readable. \
-         Listen on 127.0.0.1 (and put a TLS-terminating proxy in front), or pass --allow-plaintext on a trusted network"
+         Give --tls-cert and --tls-key, or listen on 127.0.0.1 (behind a TLS-terminating proxy), or pass --allow-plaintext on a trusted network"
     )]
     Plaintext(SocketAddr),
     #[error("cannot write the address file {path}: {source}")]
@@ -163,6 +167,30 @@ impl RunningMaster {
     }
 }
 
+/// Serves `app` on `listener` until `stop` fires, with each connection's
+/// peer address for the principal middleware.
+fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    mut stop: watch_channel::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    // TapIo carries the peer address to ConnectInfo for any listener.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    })
+}
+
 /// Starts a master with the embedded store under `config.data_dir`.
 pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterError> {
     let dir_err = |path: &std::path::Path| {
@@ -185,9 +213,10 @@ pub async fn start_with_store(
     config: MasterConfig,
     store: Arc<dyn Store>,
 ) -> Result<RunningMaster, MasterError> {
-    if !config.listen.ip().is_loopback() && !config.allow_plaintext {
+    if !config.listen.ip().is_loopback() && !config.allow_plaintext && config.tls.is_none() {
         return Err(MasterError::Plaintext(config.listen));
     }
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let mut listener =
         TcpListener::bind(config.listen)
             .await
@@ -201,10 +230,11 @@ pub async fn start_with_store(
                 source,
             })?;
     let addr = listener.local_addr().map_err(MasterError::Serve)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let advertise = config
         .advertise
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
 
     if store.shared() {
         tokio::spawn(standby::announce(
@@ -229,7 +259,8 @@ pub async fn start_with_store(
         // A standby until the leader goes: answer with where it is.
         write_addr_file(&config, addr)?;
         tracing::info!(leader = %holder, %advertise, store = %store.describe(), "standing by");
-        let server = standby::StandbyServer::start(listener, holder);
+        let server = standby::StandbyServer::start(listener, tls.clone(), holder)
+            .map_err(MasterError::Serve)?;
         let reader = Committer::new(store.clone(), None);
         let modules = ModuleStore::open(&config.data_dir, reader, config.max_module_bytes)
             .map_err(MasterError::Modules)?;
@@ -315,24 +346,24 @@ pub async fn start_with_store(
             auth::resolve_principal,
         ));
 
-    // Small messages (launches, acks, heartbeats) must not wait for Nagle
-    // and delayed ACKs: that alone adds ~40 ms to a submit.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
+    let server = match tls {
+        Some(acceptor) => serve(
+            tls::TlsListener::new(listener, acceptor).map_err(MasterError::Serve)?,
+            app,
+            shutdown_rx.clone(),
+        ),
+        None => {
+            // Small messages (launches, acks, heartbeats) must not wait for
+            // Nagle and delayed ACKs: that alone adds ~40 ms to a submit.
+            // (The TLS listener does the same for its connections.)
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("cannot set TCP_NODELAY: {e}");
+                }
+            });
+            serve(listener, app, shutdown_rx.clone())
         }
-    });
-    let mut stop = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    };
     tokio::spawn(maintenance::run(
         store.clone(),
         maintenance::Schedule::default(),

@@ -103,21 +103,36 @@ pub struct StandbyServer {
 }
 
 impl StandbyServer {
-    pub fn start(listener: TcpListener, leader: String) -> StandbyServer {
+    pub fn start(
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        leader: String,
+    ) -> std::io::Result<StandbyServer> {
         let (stop, mut stopped) = watch::channel(false);
         let leader = Arc::new(leader);
         let app = axum::Router::new().fallback(move |headers: HeaderMap| {
             let leader = leader.clone();
             async move { refuse(&headers, &leader) }
         });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let task = match tls {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
                 })
-                .await
-        });
-        StandbyServer { stop, task }
+            }
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }),
+        };
+        Ok(StandbyServer { stop, task })
     }
 
     /// Stops serving and waits until the listener is closed.

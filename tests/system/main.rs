@@ -20,4 +20,5 @@ mod roles;
 mod snapshot;
 mod submit;
 mod tenancy;
+mod tls;
 mod ui;

@@ -33,6 +33,9 @@ pub struct Args {
     /// issues more).
     #[arg(long, env = "WASMESOS_AGENT_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// For https:// masters with a private CA: its certificate (PEM).
+    #[arg(long, env = "WASMESOS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// What to offer, e.g. cpus:2,mem:4GiB,disk:10GiB,gpus:1 (default: this
     /// machine's cpus, its memory less 1 GiB, 10 GiB of disk).
     #[arg(long, value_parser = resources_arg)]
@@ -164,6 +167,18 @@ pub async fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read the agent token file {}", token_file.display()))?;
     cfg.token = wasmesos_api::Bearer::new(Some(&token))
         .with_context(|| format!("{} holds no token", token_file.display()))?;
+    if let Some(ca) = &args.ca_file {
+        cfg.ca_pem = Some(
+            std::fs::read(ca)
+                .with_context(|| format!("cannot read the CA file {}", ca.display()))?,
+        );
+    }
+    cfg.allow_plaintext = std::env::var_os("WASMESOS_ALLOW_PLAINTEXT").is_some_and(|v| v == "1");
+    // Every master address must be dialable as given (TLS, no plaintext
+    // tokens off loopback): say so now, not in a retry loop.
+    for m in &cfg.masters {
+        wasmesos_api::endpoint(m, cfg.ca_pem.as_deref(), cfg.allow_plaintext)?;
+    }
     let work_dir = cfg.work_dir.clone();
     let agent = wasmesos_agent::start(cfg)
         .await

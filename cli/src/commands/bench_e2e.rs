@@ -211,7 +211,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         agents.push(agent);
     }
     let token = std::fs::read_to_string(w.join("master").join("admin.token"))?;
-    let mut client = connect_as(&url, Some(&token)).await?;
+    let mut client = connect_as(&url, Some(&token), None).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let listed = client

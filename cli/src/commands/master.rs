@@ -49,6 +49,13 @@ pub struct Args {
     /// trusted network.
     #[arg(long)]
     pub allow_plaintext: bool,
+    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    /// Clients then use https:// (and --ca-file for a private CA).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where a master keeps its bootstrap tokens (`master` and `up`).
@@ -87,6 +94,12 @@ impl Args {
         cfg.leader_ttl = self.leader_ttl;
         self.tokens.apply(&mut cfg);
         cfg.allow_plaintext = self.allow_plaintext;
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            cfg.tls = Some(wasmesos_master::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+        }
         cfg
     }
 }

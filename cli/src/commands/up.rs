@@ -106,6 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = CliConfig {
         master: Some(master.advertise.clone()),
         token: Some(admin_token.clone()),
+        ca_file: None,
     };
     let env_hint = match config.save() {
         Ok(path) => {
@@ -182,7 +183,7 @@ fn write_example(path: &Path) -> std::io::Result<()> {
 /// Submits the hello task through the API like any client, and prints what
 /// it printed.
 async fn demo(master: &str, token: &str, hello: &Path) -> anyhow::Result<()> {
-    let mut client = connect_as(master, Some(token)).await?;
+    let mut client = connect_as(master, Some(token), None).await?;
     let digest = upload(&mut client, wasmesos_builtin::HELLO_TASK, "hello.wasm").await?;
     let args = vec!["hello".to_string(), "world".to_string()];
     let spec = JobSpec {
