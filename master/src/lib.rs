@@ -330,14 +330,16 @@ pub async fn start_with_store(
     )
     .into_axum_router();
     let core_for_auth = core.clone();
+    let mut http_state = http::HttpState::new(
+        core,
+        committer.clone(),
+        logs,
+        registry.clone(),
+        shutdown_rx.clone(),
+    );
+    http_state.tls = tls.is_some();
     let app = grpc
-        .merge(http::router(http::HttpState::new(
-            core,
-            committer.clone(),
-            logs,
-            registry.clone(),
-            shutdown_rx.clone(),
-        )))
+        .merge(http::router(http_state))
         .layer(axum::middleware::from_fn_with_state(
             auth::AuthState {
                 registry,

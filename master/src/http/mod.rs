@@ -43,6 +43,8 @@ pub struct HttpState {
     live: Arc<sse::Live>,
     /// Tenants and tokens, for signing in.
     registry: Arc<Registry>,
+    /// Served over TLS (session cookies are then `Secure`).
+    pub tls: bool,
     /// Fires when the master stops; ends the event streams.
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -62,6 +64,7 @@ impl HttpState {
             logs,
             live: Arc::default(),
             registry,
+            tls: false,
             shutdown,
         }
     }

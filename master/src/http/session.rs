@@ -41,7 +41,11 @@ async fn login(State(state): State<HttpState>, Form(form): Form<SignIn>) -> Resp
         Ok(who) if who.is_agent() => back_to_login("an agent token cannot sign in to the UI"),
         Ok(who) => {
             tracing::info!(principal = %who.name, "signed in to the web UI");
-            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            // Secure when served over TLS: the browser then never sends it
+            // in plaintext.
+            let secure = if state.tls { "; Secure" } else { "" };
+            let cookie =
+                format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
             ([(SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }
         Err(e) => back_to_login(&e.to_string()),
