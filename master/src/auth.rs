@@ -54,9 +54,10 @@ pub async fn resolve_principal(
     let grpc = is_grpc(request.headers());
     let refusal = match credentials(request.headers()) {
         None => Refusal::Unauthenticated(
-            "this master requires a bearer token: set WASMESOS_TOKEN or --token-file \
-             (wasmesos up and wasmesos master write an admin token to <data-dir>/master/admin.token), \
-             or ask an operator for one (wasmesos token create)"
+            "this master requires a bearer token: give --token-file or set WASMESOS_TOKEN \
+             (a fresh master writes its admin token to admin.token in its data dir, and \
+             wasmesos up saves it in the CLI's config file), or ask an operator for one \
+             (wasmesos token create)"
                 .to_string(),
         ),
         Some(bearer) => match registry.authenticate(bearer, now_ms()) {
