@@ -125,6 +125,8 @@ pub(crate) struct ActorParams {
     pub modules: ModuleStore,
     pub committer: Committer,
     pub core: mpsc::UnboundedSender<CoreMsg>,
+    /// Its tenant's limits on each callback, below the host's.
+    pub limits: wasmesos_schedhost::InstanceLimits,
 }
 
 /// Starts the actor of a framework on the scheduler workers.
@@ -294,7 +296,7 @@ impl Actor {
         let mut instance = self
             .p
             .host
-            .instantiate(component, kv)
+            .instantiate_limited(component, kv, self.p.limits)
             .await
             .map_err(|e| e.to_string())?;
         let registered = Delivery::plain(Event::Registered(Registration {

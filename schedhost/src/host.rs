@@ -25,6 +25,13 @@ pub struct SchedulerComponent {
     pre: SchedulerPre<StoreData>,
 }
 
+/// Limits for one instance below the host's (`None`: the host's).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InstanceLimits {
+    pub fuel_per_callback: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
 /// Hosts scheduler components. Cheap to clone.
 #[derive(Clone)]
 pub struct SchedHost {
@@ -171,7 +178,26 @@ impl SchedHost {
         component: &SchedulerComponent,
         kv: BTreeMap<String, Vec<u8>>,
     ) -> Result<SchedulerInstance, LoadError> {
-        let config = &self.inner.config;
+        self.instantiate_limited(component, kv, InstanceLimits::default())
+            .await
+    }
+
+    /// [`SchedHost::instantiate`] under tighter limits (a tenant's): each
+    /// limit is the lower of the host's and `limits`'.
+    pub async fn instantiate_limited(
+        &self,
+        component: &SchedulerComponent,
+        kv: BTreeMap<String, Vec<u8>>,
+        limits: InstanceLimits,
+    ) -> Result<SchedulerInstance, LoadError> {
+        let mut config = self.inner.config.clone();
+        if let Some(fuel) = limits.fuel_per_callback {
+            config.fuel_per_callback = config.fuel_per_callback.min(fuel);
+        }
+        if let Some(bytes) = limits.memory_bytes {
+            config.memory_bytes = config.memory_bytes.min(bytes);
+        }
+        let config = &config;
         let data = StoreData {
             state: SchedState::new(config, kv),
             limiter: Limiter::new(config),

@@ -29,6 +29,6 @@ mod stderr;
 pub use config::SchedHostConfig;
 pub use error::{CallbackError, LoadError};
 pub use event::{Command, Event, Limits, Message, Offer, Registration, TaskLaunch, TaskStatus};
-pub use host::{SUPPORTED_WORLDS, SchedHost, SchedulerComponent};
+pub use host::{InstanceLimits, SUPPORTED_WORLDS, SchedHost, SchedulerComponent};
 pub use instance::{CallbackOutput, SchedulerInstance};
 pub use state::{KvWrite, LogLevel, LogLine, MAX_KEY_BYTES, MAX_VALUE_BYTES};

@@ -63,6 +63,13 @@ pub struct LimitArgs {
     /// Requests per second to the master.
     #[arg(long)]
     max_requests_per_second: Option<u32>,
+    /// Fuel per callback of its schedulers (below the master's; applies
+    /// to schedulers started from now on).
+    #[arg(long)]
+    max_callback_fuel: Option<u64>,
+    /// Memory of each of its schedulers (e.g. 64MiB).
+    #[arg(long, value_parser = parse_size)]
+    max_callback_mem: Option<u64>,
 }
 
 impl LimitArgs {
@@ -82,6 +89,12 @@ impl LimitArgs {
         }
         if let Some(v) = self.max_requests_per_second {
             current.max_requests_per_second = v;
+        }
+        if let Some(v) = self.max_callback_fuel {
+            current.max_callback_fuel = v;
+        }
+        if let Some(v) = self.max_callback_mem {
+            current.max_callback_mem_bytes = v;
         }
         current
     }
@@ -104,6 +117,15 @@ fn describe(l: &TenantLimits) -> String {
     }
     if l.max_requests_per_second != 0 {
         parts.push(format!("rps:{}", l.max_requests_per_second));
+    }
+    if l.max_callback_fuel != 0 {
+        parts.push(format!("callback-fuel:{}", l.max_callback_fuel));
+    }
+    if l.max_callback_mem_bytes != 0 {
+        parts.push(format!(
+            "callback-mem:{}",
+            format_size(l.max_callback_mem_bytes)
+        ));
     }
     if parts.is_empty() {
         "-".into()

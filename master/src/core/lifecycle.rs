@@ -84,6 +84,7 @@ impl Core {
             modules: self.modules.clone(),
             committer: self.committer.clone(),
             core: self.me.clone(),
+            limits: self.callback_limits(&tenant),
         });
         self.frameworks.insert(
             id,

@@ -60,16 +60,21 @@ impl Core {
         };
         let tenant = TenantId::new(record.name.clone()).expect("checked in new_tenant");
         let mut ops = vec![put(keys::tenant(&tenant), &record)];
+        let mut jobs = None;
         if self.cfg.builtin_jobs
             && let Some((jobs_ops, framework)) =
                 self.builtin_jobs(&tenant, &record.roles[0]).await?
         {
             ops.extend(jobs_ops);
-            self.start_framework(framework);
+            jobs = Some(framework);
         }
         tracing::info!(tenant = %record.name, roles = ?record.roles, by = %principal.name, "tenant created");
         self.write(ops, move |core| {
             core.registry.put_tenant(record.clone());
+            // Started once the tenant (and so its callback limits) is known.
+            if let Some(framework) = jobs {
+                core.start_framework(framework);
+            }
             let _ = reply.send(Ok(record));
         });
         Ok(())
@@ -313,6 +318,15 @@ impl Core {
                 )))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The limits `tenant`'s schedulers run under, beside the host's.
+    pub(super) fn callback_limits(&self, tenant: &TenantId) -> wasmesos_schedhost::InstanceLimits {
+        let l = self.registry.limits(tenant);
+        wasmesos_schedhost::InstanceLimits {
+            fuel_per_callback: (l.max_callback_fuel != 0).then_some(l.max_callback_fuel),
+            memory_bytes: (l.max_callback_mem_bytes != 0).then_some(l.max_callback_mem_bytes),
         }
     }
 
