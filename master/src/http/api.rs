@@ -44,6 +44,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/v1/tasks/{framework}/{task}", get(task))
         .route("/api/v1/tasks/{framework}/{task}/logs", get(logs))
         .route("/api/v1/roles", get(roles))
+        .route("/api/v1/audit", get(audit))
         .route("/api/v1/openapi.yaml", get(super::ui::openapi))
         .route("/api/v1/{*rest}", get(unknown))
 }
@@ -343,6 +344,48 @@ async fn logs(
         "tail": tail,
         "bytes": data.len(),
         "text": String::from_utf8_lossy(&data),
+    })))
+}
+
+/// The audit log, newest first (operators only): the same entries and
+/// filters as `wasmesos audit`.
+async fn audit(
+    State(state): State<HttpState>,
+    Extension(who): Extension<Principal>,
+    Params(params): Params<HashMap<String, String>>,
+) -> ApiResult {
+    if !who.is_operator() {
+        return Err(ApiError::from(tonic::Status::permission_denied(
+            "only operators may read the audit log",
+        )));
+    }
+    let text = |k: &str| params.get(k).cloned().unwrap_or_default();
+    let number = |k: &str| -> Result<u64, ApiError> {
+        params.get(k).map_or(Ok(0), |v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("{k} must be a number, got '{v}'")))
+        })
+    };
+    let request = proto::ListAuditRequest {
+        limit: u32::try_from(number("limit")?).unwrap_or(u32::MAX),
+        tenant: text("tenant"),
+        principal: text("principal"),
+        action: text("action"),
+        before: number("before")?,
+    };
+    let entries = crate::audit_log::read(&state.committer, request)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(Json(json!({
+        "entries": entries.iter().map(|e| json!({
+            "seq": e.seq,
+            "ts_ms": e.ts_ms,
+            "principal": e.principal,
+            "tenant": e.tenant,
+            "action": e.action,
+            "target": e.target,
+            "outcome": e.outcome,
+        })).collect::<Vec<_>>(),
     })))
 }
 
