@@ -32,19 +32,39 @@ pub struct MasterArg {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
+/// The CLI's config file, read at most once, and only if a setting is not
+/// given by a flag or the environment.
+#[derive(Default)]
+struct LazyConfig(Option<CliConfig>);
+
+impl LazyConfig {
+    fn get(&mut self) -> anyhow::Result<&CliConfig> {
+        if self.0.is_none() {
+            self.0 = Some(CliConfig::load()?);
+        }
+        Ok(self.0.as_ref().expect("loaded above"))
+    }
+}
+
 impl MasterArg {
     /// The master address(es) to dial.
     pub fn masters(&self) -> anyhow::Result<String> {
+        self.masters_from(&mut LazyConfig::default())
+    }
+
+    fn masters_from(&self, config: &mut LazyConfig) -> anyhow::Result<String> {
         if let Some(m) = &self.master {
             return Ok(m.clone());
         }
-        Ok(CliConfig::load()?
+        Ok(config
+            .get()?
             .master
+            .clone()
             .unwrap_or_else(|| DEFAULT_MASTER.to_string()))
     }
 
     /// The token to call with, if any is configured.
-    pub fn token(&self) -> anyhow::Result<Option<String>> {
+    fn token_from(&self, config: &mut LazyConfig) -> anyhow::Result<Option<String>> {
         if let Some(path) = &self.token_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow!("cannot read the token file {}: {e}", path.display()))?;
@@ -55,16 +75,14 @@ impl MasterArg {
         {
             return Ok(Some(token.trim().to_string()));
         }
-        Ok(CliConfig::load()?.token)
+        Ok(config.get()?.token.clone())
     }
-}
 
-impl MasterArg {
     /// The CA certificate (PEM) to trust, if one is configured.
-    pub fn ca(&self) -> anyhow::Result<Option<Vec<u8>>> {
+    fn ca_from(&self, config: &mut LazyConfig) -> anyhow::Result<Option<Vec<u8>>> {
         let path = match &self.ca_file {
             Some(p) => Some(p.clone()),
-            None => CliConfig::load()?.ca_file,
+            None => config.get()?.ca_file.clone(),
         };
         path.map(|p| {
             std::fs::read(&p).map_err(|e| anyhow!("cannot read the CA file {}: {e}", p.display()))
@@ -76,12 +94,11 @@ impl MasterArg {
 /// A connected client of the leading master, calling as the configured
 /// token's principal.
 pub async fn connect(arg: &MasterArg) -> anyhow::Result<Client> {
-    connect_as(
-        &arg.masters()?,
-        arg.token()?.as_deref(),
-        arg.ca()?.as_deref(),
-    )
-    .await
+    let mut config = LazyConfig::default();
+    let masters = arg.masters_from(&mut config)?;
+    let token = arg.token_from(&mut config)?;
+    let ca = arg.ca_from(&mut config)?;
+    connect_as(&masters, token.as_deref(), ca.as_deref()).await
 }
 
 /// A connected client of the leading master. `masters` is one address or
