@@ -18,10 +18,7 @@ pub async fn read(
         0 => 50,
         n => n.min(MAX_LIMIT),
     } as usize;
-    let newest = match committer.read_raw(&keys::seq("audit")).await? {
-        Some(v) => String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0),
-        None => 0,
-    };
+    let newest = crate::core::read_seq(committer, "audit").await?;
     let start = match request.before {
         0 => newest,
         b => b.saturating_sub(1).min(newest),

@@ -168,7 +168,8 @@ impl RunningMaster {
 }
 
 /// Serves `app` on `listener` until `stop` fires, with each connection's
-/// peer address for the principal middleware.
+/// peer address for the principal middleware (the leader's server and a
+/// standby's alike).
 fn serve<L>(
     listener: L,
     app: axum::Router,

@@ -108,29 +108,19 @@ impl StandbyServer {
         tls: Option<tokio_rustls::TlsAcceptor>,
         leader: String,
     ) -> std::io::Result<StandbyServer> {
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let leader = Arc::new(leader);
         let app = axum::Router::new().fallback(move |headers: HeaderMap| {
             let leader = leader.clone();
             async move { refuse(&headers, &leader) }
         });
-        let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
         let task = match tls {
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(listener, acceptor)?;
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                })
-            }
-            None => tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }),
+            Some(acceptor) => crate::serve(
+                crate::tls::TlsListener::new(listener, acceptor)?,
+                app,
+                stopped,
+            ),
+            None => crate::serve(listener, app, stopped),
         };
         Ok(StandbyServer { stop, task })
     }

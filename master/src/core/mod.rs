@@ -50,6 +50,7 @@ use crate::tenancy::Registry;
 pub(crate) use counters::Counters;
 pub(crate) use lifecycle::MAX_MESSAGE_BYTES;
 pub(crate) use query::{AGENT_TASKS, AgentFilter, ClusterSummary, FrameworkMetrics, Query};
+pub(crate) use recover::read_seq;
 #[cfg(test)]
 pub(crate) use recover::seq_op as seq_op_for_tests;
 pub(crate) use submit::ResolvedTask;

@@ -14,7 +14,7 @@ use wasmesos_api::{AgentId, FrameworkId, Resources, TaskId, TenantId, now_ms};
 use wasmesos_store::Op;
 
 use super::{ActiveTask, AgentEntry, Core};
-use crate::commit::{CommitError, put};
+use crate::commit::{CommitError, Committer, put};
 use crate::keys;
 
 /// The write that persists counter `name` at `value`.
@@ -23,6 +23,22 @@ pub(crate) fn seq_op(name: &str, value: u64) -> Op {
         key: keys::seq(name),
         value: value.to_string().into_bytes(),
         lease: None,
+    }
+}
+
+/// The stored value of counter `name` (0 before its first use).
+pub(crate) async fn read_seq(committer: &Committer, name: &str) -> Result<u64, CommitError> {
+    let key = keys::seq(name);
+    match committer.store().get(&key).await? {
+        None => Ok(0),
+        Some(kv) => {
+            String::from_utf8_lossy(&kv.value)
+                .parse()
+                .map_err(|e: std::num::ParseIntError| CommitError::Corrupt {
+                    key,
+                    reason: e.to_string(),
+                })
+        }
     }
 }
 
@@ -141,18 +157,7 @@ impl Core {
     }
 
     async fn read_seq(&self, name: &str) -> Result<u64, CommitError> {
-        let key = keys::seq(name);
-        match self.committer.store().get(&key).await? {
-            None => Ok(0),
-            Some(kv) => {
-                String::from_utf8_lossy(&kv.value)
-                    .parse()
-                    .map_err(|e: std::num::ParseIntError| CommitError::Corrupt {
-                        key,
-                        reason: e.to_string(),
-                    })
-            }
-        }
+        read_seq(&self.committer, name).await
     }
 
     /// The bundled jobs scheduler as `tenant`'s framework "jobs" in
