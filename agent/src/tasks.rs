@@ -309,8 +309,10 @@ impl TaskManager {
             if let Err(e) = retention::mark_ended(&dir) {
                 tracing::debug!(task = %key.1, "cannot mark the task's end: {e}");
             }
+            // Counted for retention before the end is reported, so the
+            // order of ends is the order their statuses were seen in.
+            me.inner.janitor.finished(key.clone(), SystemTime::now());
             me.report(&key, end);
-            me.inner.janitor.finished(key, SystemTime::now());
         });
     }
 
