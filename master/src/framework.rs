@@ -87,6 +87,8 @@ pub(crate) struct Upgrade {
 enum ActorMsg {
     Deliver(Delivery),
     Upgrade(Box<Upgrade>),
+    /// Its tenant's callback limits changed.
+    Limits(wasmesos_schedhost::InstanceLimits),
     Stop,
 }
 
@@ -109,6 +111,14 @@ impl FrameworkActor {
         {
             let _ = u.done.send(Err("the framework is stopping".into()));
         }
+    }
+
+    /// New callback limits from its tenant: the scheduler is started
+    /// again under them (from its committed state) before its next
+    /// callback. A memory cap belongs to the instance's store, so it
+    /// cannot change under a running instance.
+    pub fn set_limits(&self, limits: wasmesos_schedhost::InstanceLimits) {
+        let _ = self.tx.send(ActorMsg::Limits(limits));
     }
 
     pub fn stop(&self) {
@@ -194,6 +204,10 @@ impl Actor {
                         self.upgrade(u).await;
                         continue;
                     }
+                    Some(ActorMsg::Limits(limits)) => {
+                        self.set_limits(limits);
+                        continue;
+                    }
                     Some(ActorMsg::Stop) | None => break,
                 },
             };
@@ -263,9 +277,29 @@ impl Actor {
                             return true;
                         }
                     }
+                    Some(ActorMsg::Limits(limits)) => self.set_limits(limits),
                     Some(ActorMsg::Stop) | None => return false,
                 },
             }
+        }
+    }
+
+    /// Takes its tenant's new callback limits: the running instance is
+    /// dropped so the next one starts under them from the committed state,
+    /// and a framework that FAILED (perhaps under the old limits) is given
+    /// another start.
+    fn set_limits(&mut self, limits: wasmesos_schedhost::InstanceLimits) {
+        if limits == self.p.limits {
+            return;
+        }
+        self.p.limits = limits;
+        self.log(
+            "info",
+            format!("its tenant's callback limits changed ({limits:?}); the scheduler restarts under them"),
+        );
+        self.instance = None;
+        if self.failed.take().is_some() {
+            self.failures = 0;
         }
     }
 
@@ -366,6 +400,7 @@ impl Actor {
                 // Not dropped with the deliveries: an upgrade is how a
                 // failing framework gets fixed.
                 ActorMsg::Upgrade(u) => self.pending_upgrade = Some(u),
+                ActorMsg::Limits(limits) => self.p.limits = limits,
                 ActorMsg::Stop => self.rx.close(),
             }
         }

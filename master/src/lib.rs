@@ -55,6 +55,9 @@ use wasmesos_store::{EmbeddedStore, EtcdStore, Op, Store};
 
 pub use crate::config::MasterConfig;
 pub use crate::core::ClusterEvent;
+/// The check every uploaded module passes before it is stored (also the
+/// entry point of the module fuzz target, `fuzzing/`).
+pub use crate::modules::{ModuleError, validate as validate_module};
 pub use crate::tls::TlsFiles;
 
 use crate::commit::Committer;

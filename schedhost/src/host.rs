@@ -26,7 +26,7 @@ pub struct SchedulerComponent {
 }
 
 /// Limits for one instance below the host's (`None`: the host's).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InstanceLimits {
     pub fuel_per_callback: Option<u64>,
     pub memory_bytes: Option<u64>,

@@ -386,4 +386,33 @@ fn a_tenants_schedulers_run_under_its_callback_limits() {
     }
     let own = c.run(&["submit", &c.hello().display().to_string(), "--wait"]);
     assert_eq!(own.code, 0, "{own:?}");
+
+    // Lifting the limit applies to the running master at once: the
+    // failed scheduler is started again under the new limits.
+    let r = c.run(&["tenant", "limits", "tight", "--max-callback-fuel", "0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    if deploy.code != 0 {
+        let again = as_token(
+            &c,
+            Some(&token),
+            &[
+                "framework",
+                "deploy",
+                &chaos.display().to_string(),
+                "--name",
+                "c",
+            ],
+        );
+        assert_eq!(again.code, 0, "{again:?}");
+    }
+    eventually(
+        "the tenant's scheduler to run under the lifted limit",
+        || {
+            let r = as_token(&c, Some(&token), &["framework", "show", "c"]);
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with("status") && l.contains("running"))
+                .then_some(r)
+        },
+    );
 }

@@ -144,6 +144,11 @@ impl Core {
         let ops = vec![put(keys::tenant(&tenant), &record)];
         self.write(ops, move |core| {
             core.registry.put_tenant(record.clone());
+            // Its schedulers restart under new callback limits.
+            let limits = core.callback_limits(&tenant);
+            for f in core.frameworks.values().filter(|f| f.tenant == tenant) {
+                f.actor.set_limits(limits);
+            }
             // A raised task limit may let its frameworks have offers again.
             core.allocation_pending = true;
             let _ = reply.send(Ok(record));
