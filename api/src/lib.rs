@@ -22,6 +22,7 @@ mod digest;
 mod ids;
 mod principal;
 mod resources;
+pub mod secret_file;
 mod size;
 mod state;
 

@@ -12,7 +12,6 @@
 //! Flags and environment variables win over it. It holds a secret, so it is
 //! written with mode 0600.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
@@ -59,22 +58,9 @@ impl CliConfig {
     /// Writes these settings to the config file (readable by its owner
     /// only); returns where.
     pub fn save(&self) -> anyhow::Result<PathBuf> {
-        use std::os::unix::fs::OpenOptionsExt as _;
         let path = Self::path().ok_or_else(|| anyhow!("no home directory for the config file"))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let tmp = path.with_extension("toml.tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.write_all(toml::to_string(self)?.as_bytes())?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        wasmesos_api::secret_file::write_private(&path, toml::to_string(self)?.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(path)
     }
 }

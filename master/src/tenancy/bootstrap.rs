@@ -8,7 +8,6 @@
 //! A token in a file that an operator has since revoked stays revoked:
 //! the file is not a way back in.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use wasmesos_api::now_ms;
@@ -115,18 +114,5 @@ pub async fn ensure_token_file(
 
 /// Writes `text` to a new file only its owner can read, atomically.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(format!("{text}\n").as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    wasmesos_api::secret_file::write_private(path, format!("{text}\n").as_bytes())
 }
