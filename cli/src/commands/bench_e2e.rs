@@ -10,6 +10,8 @@
 //! - the master's and agents' CPU seconds over the run (from /proc) and
 //!   their peak resident memory, with the master's CPU per task and per
 //!   agent heartbeat, to project the cost of many agents;
+//! - with `--hostile`, latency again while another tenant does its worst
+//!   (`bench_hostile`), and the ratio to the quiet figures;
 //! - with `--peers`, the peers of `../shared/peers` that run here, in the
 //!   same run, and the ratios against them (never compare across days).
 //!
@@ -29,6 +31,7 @@ use wasmesos_api::{Resources, parse_size};
 
 use crate::client::{connect_as, failed};
 use crate::commands::bench::{measure_throughput, ms, submit};
+use crate::commands::bench_hostile;
 use crate::commands::submit::upload;
 
 #[derive(clap::Args, Debug)]
@@ -64,6 +67,16 @@ pub struct Args {
     /// master (agents heartbeat every 2 s).
     #[arg(long, default_value = "6")]
     pub idle_s: u64,
+    /// Measure latency a second time while a hostile tenant runs a
+    /// spinning scheduler, uploads compile bombs and fills its share with
+    /// spinning tasks (`bench_hostile`), and report the ratio.
+    #[arg(long)]
+    pub hostile: bool,
+    /// The hostile tenant's running-task limit, as an operator hosting
+    /// strangers would set one (0: none, so it may take every core the
+    /// others leave idle for as long as its tasks run).
+    #[arg(long, default_value = "2")]
+    pub hostile_max_tasks: u32,
     /// One JSON object instead of key=value lines.
     #[arg(long)]
     pub json: bool,
@@ -263,11 +276,141 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     // Latency: one job at a time, as a watching client sees it.
-    let mut to_running = Vec::with_capacity(args.latency);
-    let mut to_finished = Vec::with_capacity(args.latency);
-    for _ in 0..args.latency {
+    let (to_running, to_finished) = measure_latency(&mut client, &spec, args.latency).await?;
+
+    let throughput = measure_throughput(&client, &spec, args.tasks, args.concurrency).await?;
+    let master_cpu = cpu_seconds(master_pid) - cpu_before.0;
+    let agents_cpu = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before.1;
+    let master_rss = peak_rss(master_pid);
+    let agent_rss = pids.iter().map(|p| peak_rss(*p)).max().unwrap_or(0);
+    let tasks_run = args.latency + args.tasks;
+    // Idle: only heartbeats (every 2 s, the master's default) and timers.
+    let idle_before = cpu_seconds(master_pid);
+    tokio::time::sleep(Duration::from_secs(args.idle_s)).await;
+    let idle_cpu = cpu_seconds(master_pid) - idle_before;
+    let heartbeats = (args.idle_s as f64 / 2.0) * args.agents as f64;
+    let per_heartbeat_ms = idle_cpu * 1000.0 / heartbeats.max(1.0);
+
+    // Latency again while another tenant does its worst: last, so its
+    // leftover tasks touch none of the figures above.
+    let hostile = match args.hostile {
+        false => None,
+        true => {
+            let h =
+                bench_hostile::start(&mut client, &url, args.mem, args.hostile_max_tasks).await?;
+            // Let it fill its share and get its bombs compiling.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let latencies = measure_latency(&mut client, &spec, args.latency).await?;
+            let counts = format!(
+                "hostile_max_tasks={} {}",
+                args.hostile_max_tasks,
+                h.counts.line()
+            );
+            drop(h);
+            Some((latencies, counts))
+        }
+    };
+
+    let peers = match &args.peers {
+        Some(dir) => run_peers(dir, &args.peer_list)?,
+        None => Vec::new(),
+    };
+
+    let q = |v: &[Duration], p| ms(quantile(v, p));
+    if args.json {
+        let out = json!({
+            "agents": args.agents,
+            "latency": {
+                "jobs": args.latency,
+                "submit_to_running_ms": {"p50": q(&to_running, 0.5), "p99": q(&to_running, 0.99), "p999": q(&to_running, 0.999)},
+                "submit_to_finished_ms": {"p50": q(&to_finished, 0.5), "p99": q(&to_finished, 0.99), "p999": q(&to_finished, 0.999)},
+            },
+            "latency_hostile": hostile.as_ref().map(|((running, finished), counts)| json!({
+                "submit_to_running_ms": {"p50": q(running, 0.5), "p99": q(running, 0.99)},
+                "submit_to_finished_ms": {"p50": q(finished, 0.5), "p99": q(finished, 0.99)},
+                "hostile": counts,
+            })),
+            "throughput": {
+                "tasks": throughput.jobs,
+                "failed": throughput.failed,
+                "wall_s": throughput.wall.as_secs_f64(),
+                "tasks_per_s": throughput.tasks_per_s,
+            },
+            "master": {"cpu_s": master_cpu, "peak_rss_bytes": master_rss,
+                       "cpu_ms_per_task": master_cpu * 1000.0 / tasks_run as f64,
+                       "idle_cpu_ms_per_heartbeat": per_heartbeat_ms},
+            "agents_total": {"cpu_s": agents_cpu, "peak_rss_bytes_max": agent_rss},
+            "peers": peers.iter().map(|(line, tps)| json!({"line": line, "tasks_per_s": tps})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "# wasmesos bench e2e agents={} task_cpus={} task_mem={} nproc={}",
+        args.agents,
+        args.cpus,
+        wasmesos_api::format_size(args.mem),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "bench=e2e-latency jobs={} submit_to_running_p50_ms={:.2} p99_ms={:.2} p999_ms={:.2} submit_to_finished_p50_ms={:.2} p99_ms={:.2} p999_ms={:.2}",
+        args.latency,
+        q(&to_running, 0.5),
+        q(&to_running, 0.99),
+        q(&to_running, 0.999),
+        q(&to_finished, 0.5),
+        q(&to_finished, 0.99),
+        q(&to_finished, 0.999),
+    );
+    if let Some(((running, finished), counts)) = &hostile {
+        println!(
+            "bench=e2e-latency-hostile jobs={} submit_to_running_p50_ms={:.2} p99_ms={:.2} submit_to_finished_p50_ms={:.2} p99_ms={:.2} finished_p50_ratio={:.2} finished_p99_ratio={:.2} {counts}",
+            args.latency,
+            q(running, 0.5),
+            q(running, 0.99),
+            q(finished, 0.5),
+            q(finished, 0.99),
+            q(finished, 0.5) / q(&to_finished, 0.5),
+            q(finished, 0.99) / q(&to_finished, 0.99),
+        );
+    }
+    println!(
+        "bench=e2e-throughput tasks={} failed={} wall_s={:.3} tasks_per_s={:.1}",
+        throughput.jobs,
+        throughput.failed,
+        throughput.wall.as_secs_f64(),
+        throughput.tasks_per_s
+    );
+    println!(
+        "bench=e2e-cost master_cpu_s={master_cpu:.2} master_cpu_ms_per_task={:.3} master_idle_cpu_ms_per_heartbeat={per_heartbeat_ms:.3} master_peak_rss_mib={:.1} agents_cpu_s={agents_cpu:.2} agent_peak_rss_mib={:.1}",
+        master_cpu * 1000.0 / tasks_run as f64,
+        master_rss as f64 / (1 << 20) as f64,
+        agent_rss as f64 / (1 << 20) as f64,
+    );
+    if !peers.is_empty() {
+        println!("# peers, same run (tasks/s; ratio = wasmesos ÷ peer):");
+        for (line, tps) in &peers {
+            match tps {
+                Some(t) => println!("{line} ratio={:.2}", throughput.tasks_per_s / t),
+                None => println!("{line}"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Jobs one at a time: submit → RUNNING and submit → FINISHED, each
+/// sorted.
+async fn measure_latency(
+    client: &mut crate::client::Client,
+    spec: &JobSpec,
+    n: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut to_running = Vec::with_capacity(n);
+    let mut to_finished = Vec::with_capacity(n);
+    for _ in 0..n {
         let start = Instant::now();
-        let job = submit(&mut client, &spec).await?;
+        let job = submit(client, spec).await?;
         let mut events = client
             .watch_job(WatchJobRequest {
                 job_id: job.clone(),
@@ -302,89 +445,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     to_running.sort();
     to_finished.sort();
-
-    let throughput = measure_throughput(&client, &spec, args.tasks, args.concurrency).await?;
-    let master_cpu = cpu_seconds(master_pid) - cpu_before.0;
-    let agents_cpu = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before.1;
-    let master_rss = peak_rss(master_pid);
-    let agent_rss = pids.iter().map(|p| peak_rss(*p)).max().unwrap_or(0);
-    let tasks_run = args.latency + args.tasks;
-    // Idle: only heartbeats (every 2 s, the master's default) and timers.
-    let idle_before = cpu_seconds(master_pid);
-    tokio::time::sleep(Duration::from_secs(args.idle_s)).await;
-    let idle_cpu = cpu_seconds(master_pid) - idle_before;
-    let heartbeats = (args.idle_s as f64 / 2.0) * args.agents as f64;
-    let per_heartbeat_ms = idle_cpu * 1000.0 / heartbeats.max(1.0);
-
-    let peers = match &args.peers {
-        Some(dir) => run_peers(dir, &args.peer_list)?,
-        None => Vec::new(),
-    };
-
-    let q = |v: &[Duration], p| ms(quantile(v, p));
-    if args.json {
-        let out = json!({
-            "agents": args.agents,
-            "latency": {
-                "jobs": args.latency,
-                "submit_to_running_ms": {"p50": q(&to_running, 0.5), "p99": q(&to_running, 0.99), "p999": q(&to_running, 0.999)},
-                "submit_to_finished_ms": {"p50": q(&to_finished, 0.5), "p99": q(&to_finished, 0.99), "p999": q(&to_finished, 0.999)},
-            },
-            "throughput": {
-                "tasks": throughput.jobs,
-                "failed": throughput.failed,
-                "wall_s": throughput.wall.as_secs_f64(),
-                "tasks_per_s": throughput.tasks_per_s,
-            },
-            "master": {"cpu_s": master_cpu, "peak_rss_bytes": master_rss,
-                       "cpu_ms_per_task": master_cpu * 1000.0 / tasks_run as f64,
-                       "idle_cpu_ms_per_heartbeat": per_heartbeat_ms},
-            "agents_total": {"cpu_s": agents_cpu, "peak_rss_bytes_max": agent_rss},
-            "peers": peers.iter().map(|(line, tps)| json!({"line": line, "tasks_per_s": tps})).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "# wasmesos bench e2e agents={} task_cpus={} task_mem={} nproc={}",
-        args.agents,
-        args.cpus,
-        wasmesos_api::format_size(args.mem),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "bench=e2e-latency jobs={} submit_to_running_p50_ms={:.2} p99_ms={:.2} p999_ms={:.2} submit_to_finished_p50_ms={:.2} p99_ms={:.2} p999_ms={:.2}",
-        args.latency,
-        q(&to_running, 0.5),
-        q(&to_running, 0.99),
-        q(&to_running, 0.999),
-        q(&to_finished, 0.5),
-        q(&to_finished, 0.99),
-        q(&to_finished, 0.999),
-    );
-    println!(
-        "bench=e2e-throughput tasks={} failed={} wall_s={:.3} tasks_per_s={:.1}",
-        throughput.jobs,
-        throughput.failed,
-        throughput.wall.as_secs_f64(),
-        throughput.tasks_per_s
-    );
-    println!(
-        "bench=e2e-cost master_cpu_s={master_cpu:.2} master_cpu_ms_per_task={:.3} master_idle_cpu_ms_per_heartbeat={per_heartbeat_ms:.3} master_peak_rss_mib={:.1} agents_cpu_s={agents_cpu:.2} agent_peak_rss_mib={:.1}",
-        master_cpu * 1000.0 / tasks_run as f64,
-        master_rss as f64 / (1 << 20) as f64,
-        agent_rss as f64 / (1 << 20) as f64,
-    );
-    if !peers.is_empty() {
-        println!("# peers, same run (tasks/s; ratio = wasmesos ÷ peer):");
-        for (line, tps) in &peers {
-            match tps {
-                Some(t) => println!("{line} ratio={:.2}", throughput.tasks_per_s / t),
-                None => println!("{line}"),
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((to_running, to_finished))
 }
 
 /// Runs the peers' `run-all.sh` for `list` and returns each result line

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bench;
 pub mod bench_e2e;
 pub mod bench_frameworks;
+pub mod bench_hostile;
 pub mod bench_runtime;
 pub mod executor;
 pub mod framework;
