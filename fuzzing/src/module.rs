@@ -4,10 +4,11 @@
 //! Each input meets the same checks it would in a cluster: the master's
 //! upload validation, then the agent runtime's compile and WASI link (on
 //! the engine a task would get), then the scheduler host's compile and
-//! world check. None may panic or hang, and none may accept what the
-//! upload check refused: the master must never store a module and tell the
-//! tenant it is broken only when an agent or the scheduler host loads it —
-//! nor refuse one they would run.
+//! world check. None may panic or hang, and neither loader may accept what
+//! the upload check refused: the master must not turn away a module an
+//! agent or the scheduler host would run. (The converse is allowed: a valid
+//! library without `_start` is stored, and refused with a reason when a
+//! task or a deployment uses it.)
 
 use std::sync::OnceLock;
 
