@@ -82,31 +82,19 @@ fn request_seeds_and_corpus_get_answers() {
 /// right streaming shape.
 #[test]
 fn the_grpc_targets_are_every_method() {
-    let mut declared = Vec::new();
-    for (file, service) in [("master.proto", "Master"), ("agent.proto", "AgentLink")] {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../api/proto/wasmesos/v1")
-                .join(file),
-        )
-        .unwrap();
-        let body = text
-            .split(&format!("service {service} {{"))
-            .nth(1)
-            .and_then(|rest| rest.split("\n}").next())
-            .unwrap();
-        for line in body.lines().filter_map(|l| l.trim().strip_prefix("rpc ")) {
-            let name = line.split('(').next().unwrap().trim();
-            let (args, returns) = line.split_once("returns").unwrap();
-            let shape = match (args.contains("stream "), returns.contains("stream ")) {
+    let declared: Vec<_> = [("master.proto", "Master"), ("agent.proto", "AgentLink")]
+        .into_iter()
+        .flat_map(|(file, service)| wasmesos_testkit::rpcs(file, service))
+        .map(|r| {
+            let shape = match (r.client_streaming, r.server_streaming) {
                 (false, false) => request::Shape::Unary,
                 (true, false) => request::Shape::ClientStream,
                 (false, true) => request::Shape::ServerStream,
                 (true, true) => request::Shape::Bidi,
             };
-            declared.push((format!("/wasmesos.v1.{service}/{name}"), shape));
-        }
-    }
+            (r.path, shape)
+        })
+        .collect();
     let targets: Vec<_> = request::GRPC
         .iter()
         .map(|(p, s)| (p.to_string(), *s))

@@ -4,7 +4,6 @@
 //! agent's on the client API, a user's on the agent protocol), before any
 //! handler runs.
 
-use std::path::Path;
 use std::time::Duration;
 
 use tonic::Code;
@@ -17,29 +16,10 @@ use wasmesos_master::MasterConfig;
 
 /// `/wasmesos.v1.SERVICE/METHOD` for every rpc of `service` in `file`.
 fn methods(file: &str, service: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../api/proto/wasmesos/v1")
-            .join(file),
-    )
-    .unwrap();
-    let body = text
-        .split(&format!("service {service} {{"))
-        .nth(1)
-        .and_then(|rest| rest.split("\n}").next())
-        .unwrap();
-    let found: Vec<String> = body
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("rpc "))
-        .map(|l| {
-            format!(
-                "/wasmesos.v1.{service}/{}",
-                l.split('(').next().unwrap().trim()
-            )
-        })
-        .collect();
-    assert!(found.len() >= 2, "no rpcs found for {service}");
-    found
+    wasmesos_testkit::rpcs(file, service)
+        .into_iter()
+        .map(|r| r.path)
+        .collect()
 }
 
 /// Calls `path` with an empty message and `token`; the code it fails with.

@@ -6,6 +6,11 @@
 //!   needs the `etcd` binary (Debian's etcd-server, which
 //!   `./scripts/setup.sh` installs); without it, starting one panics with
 //!   that advice rather than skipping silently.
+//! - [`rpcs`]: the gRPC methods the `.proto` files declare.
+
+mod rpcs;
+
+pub use rpcs::{Rpc, rpcs};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

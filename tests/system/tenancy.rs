@@ -361,17 +361,15 @@ fn a_tenants_schedulers_run_under_its_callback_limits() {
     let token = token_for(&c, &["tight"]);
     let chaos = c.dir.path().join("chaos.wasm");
     std::fs::write(&chaos, wasmesos_builtin::CHAOS_SCHEDULER).unwrap();
-    let deploy = as_token(
-        &c,
-        Some(&token),
-        &[
-            "framework",
-            "deploy",
-            &chaos.display().to_string(),
-            "--name",
-            "c",
-        ],
-    );
+    let chaos = chaos.display().to_string();
+    let deploy_chaos = || {
+        as_token(
+            &c,
+            Some(&token),
+            &["framework", "deploy", &chaos, "--name", "c"],
+        )
+    };
+    let deploy = deploy_chaos();
     // 1,000 fuel does not get a scheduler through its start: it fails
     // and says why (at once, or in its record); the operator's own
     // frameworks are not touched.
@@ -392,17 +390,7 @@ fn a_tenants_schedulers_run_under_its_callback_limits() {
     let r = c.run(&["tenant", "limits", "tight", "--max-callback-fuel", "0"]);
     assert_eq!(r.code, 0, "{r:?}");
     if deploy.code != 0 {
-        let again = as_token(
-            &c,
-            Some(&token),
-            &[
-                "framework",
-                "deploy",
-                &chaos.display().to_string(),
-                "--name",
-                "c",
-            ],
-        );
+        let again = deploy_chaos();
         assert_eq!(again.code, 0, "{again:?}");
     }
     eventually(

@@ -153,34 +153,10 @@ async fn latency(client: &mut Client, spec: &JobSpec, n: usize) -> anyhow::Resul
     for _ in 0..n {
         let start = Instant::now();
         let job = submit(client, spec).await?;
-        let mut events = client
-            .watch_job(WatchJobRequest {
-                job_id: job.clone(),
-                logs: true,
-            })
-            .await
-            .map_err(failed)?
-            .into_inner();
-        let mut first_output = None;
-        loop {
-            match events.message().await.map_err(failed)? {
-                Some(JobEvent {
-                    event: Some(job_event::Event::Output(_)),
-                }) => {
-                    first_output.get_or_insert_with(|| start.elapsed());
-                }
-                Some(JobEvent {
-                    event: Some(job_event::Event::JobFinished(j)),
-                }) => {
-                    if j.state() != JobState::Finished {
-                        return Err(anyhow!("{job} ended {:?}: {}", j.state(), j.message));
-                    }
-                    break;
-                }
-                Some(_) => {}
-                None => return Err(anyhow!("watch of {job} ended early")),
-            }
-        }
+        let first_output = follow_job(client, &job, true, start, |e| {
+            matches!(e, job_event::Event::Output(_))
+        })
+        .await?;
         to_end.push(start.elapsed());
         to_output.push(first_output.unwrap_or_else(|| start.elapsed()));
     }
@@ -194,6 +170,44 @@ async fn latency(client: &mut Client, spec: &JobSpec, n: usize) -> anyhow::Resul
         ms(e99)
     );
     Ok(())
+}
+
+/// Watches `job` (with its output when `logs`) until it ends, and returns
+/// how long after `start` the first event that `first` picks came; an error
+/// when the job ends other than FINISHED.
+pub async fn follow_job(
+    client: &mut Client,
+    job: &str,
+    logs: bool,
+    start: Instant,
+    first: impl Fn(&job_event::Event) -> bool,
+) -> anyhow::Result<Option<Duration>> {
+    let mut events = client
+        .watch_job(WatchJobRequest {
+            job_id: job.to_string(),
+            logs,
+        })
+        .await
+        .map_err(failed)?
+        .into_inner();
+    let mut seen = None;
+    loop {
+        match events.message().await.map_err(failed)? {
+            Some(JobEvent {
+                event: Some(job_event::Event::JobFinished(j)),
+            }) => {
+                if j.state() != JobState::Finished {
+                    return Err(anyhow!("{job} ended {:?}: {}", j.state(), j.message));
+                }
+                return Ok(seen);
+            }
+            Some(JobEvent { event: Some(e) }) if first(&e) => {
+                seen.get_or_insert_with(|| start.elapsed());
+            }
+            Some(_) => {}
+            None => return Err(anyhow!("the watch of {job} ended early")),
+        }
+    }
 }
 
 /// What a throughput run measured.

@@ -21,16 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use serde_json::json;
-use wasmesos_api::proto::{
-    JobEvent, JobSpec, JobState, Limits, ListAgentsRequest, TaskSpec, TaskState, WatchJobRequest,
-    job_event,
-};
+use wasmesos_api::proto::{JobSpec, Limits, ListAgentsRequest, TaskSpec, TaskState, job_event};
 use wasmesos_api::{Resources, parse_size};
 
 use crate::client::{connect_as, failed};
-use crate::commands::bench::{measure_throughput, ms, submit};
+use crate::commands::bench::{follow_job, measure_throughput, ms, submit};
 use crate::commands::bench_hostile;
 use crate::commands::submit::upload;
 
@@ -411,34 +408,11 @@ async fn measure_latency(
     for _ in 0..n {
         let start = Instant::now();
         let job = submit(client, spec).await?;
-        let mut events = client
-            .watch_job(WatchJobRequest {
-                job_id: job.clone(),
-                logs: false,
-            })
-            .await
-            .map_err(failed)?
-            .into_inner();
-        let mut running = None;
-        loop {
-            match events.message().await.map_err(failed)? {
-                Some(JobEvent {
-                    event: Some(job_event::Event::TaskUpdated(t)),
-                }) if t.state() == TaskState::Running || t.state().is_terminal() => {
-                    running.get_or_insert_with(|| start.elapsed());
-                }
-                Some(JobEvent {
-                    event: Some(job_event::Event::JobFinished(j)),
-                }) => {
-                    if j.state() != JobState::Finished {
-                        bail!("{job} ended {:?}: {}", j.state(), j.message);
-                    }
-                    break;
-                }
-                Some(_) => {}
-                None => return Err(anyhow!("the watch of {job} ended early")),
-            }
-        }
+        let running = follow_job(client, &job, false, start, |e| {
+            matches!(e, job_event::Event::TaskUpdated(t)
+                if t.state() == TaskState::Running || t.state().is_terminal())
+        })
+        .await?;
         let end = start.elapsed();
         to_finished.push(end);
         to_running.push(running.unwrap_or(end));

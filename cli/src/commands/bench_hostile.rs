@@ -20,10 +20,11 @@ use anyhow::Context;
 use wasmesos_api::Resources;
 use wasmesos_api::proto::{
     CreateTenantRequest, CreateTokenRequest, DeployFrameworkRequest, JobSpec, Limits,
-    SendMessageRequest, SubmitRequest, TaskSpec, TenantLimits, TokenKind,
+    SendMessageRequest, TaskSpec, TenantLimits, TokenKind,
 };
 
 use crate::client::{Client, connect_as, failed};
+use crate::commands::bench::submit;
 use crate::commands::submit::upload;
 
 /// Instructions in a compile bomb's function: about 1 MiB of code that
@@ -158,7 +159,7 @@ pub async fn start(
                 let bomb = compile_bomb(n);
                 if let Ok(digest) = upload(&mut c, &bomb, "bomb.wasm").await {
                     let spec = task(digest.to_string(), Vec::new(), 10_000);
-                    match submit(&mut c, spec).await {
+                    match submit(&mut c, &spec).await.is_ok() {
                         true => counts.bombs.fetch_add(1, Ordering::Relaxed),
                         false => counts.refused.fetch_add(1, Ordering::Relaxed),
                     };
@@ -173,7 +174,7 @@ pub async fn start(
         let spec = task(hello.to_string(), vec!["--spin".into()], 2_000);
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match submit(&mut c, spec.clone()).await {
+                match submit(&mut c, &spec).await.is_ok() {
                     true => counts.spinners.fetch_add(1, Ordering::Relaxed),
                     false => counts.refused.fetch_add(1, Ordering::Relaxed),
                 };
@@ -186,16 +187,6 @@ pub async fn start(
         stop,
         tasks,
     })
-}
-
-async fn submit(c: &mut Client, spec: JobSpec) -> bool {
-    c.submit(SubmitRequest {
-        framework: String::new(),
-        idempotency_key: String::new(),
-        spec: Some(spec),
-    })
-    .await
-    .is_ok()
 }
 
 /// A valid WASI command whose `_start` is one long chain of arithmetic on
